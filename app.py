@@ -1,0 +1,33 @@
+"""Composition only: the Chalice app, its middleware and its blueprints."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from chalice import Chalice
+
+from chalicelib.api.admin import admin_bp
+from chalicelib.api.authorizer import authorizer_bp
+from chalicelib.api.customers import customers_bp
+from chalicelib.api.invoices import invoices_bp
+from chalicelib.api.payments import payments_bp
+from chalicelib.api.responses import normalise_error
+from chalicelib.jobs import jobs_bp
+from chalicelib.observability import flush, logger
+
+app = Chalice(app_name="ar-backend")
+app.api.binary_types.append("application/pdf")
+
+for blueprint in (authorizer_bp, admin_bp, customers_bp, invoices_bp, payments_bp, jobs_bp):
+    app.register_blueprint(blueprint)
+
+
+@app.middleware("http")
+def request_context(event: Any, get_response: Callable[[Any], Any]) -> Any:
+    ctx = event.context or {}
+    logger.append_keys(request_id=ctx.get("requestId"), route=ctx.get("resourcePath"))
+    try:
+        return normalise_error(get_response(event))
+    finally:
+        logger.remove_keys(["request_id", "route", "actor"])
+        flush()

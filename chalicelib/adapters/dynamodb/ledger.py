@@ -1,0 +1,461 @@
+"""The ledger port on DynamoDB (pynamodb), one table, no Scan anywhere.
+
+Every write goes through :meth:`DynamoLedger.commit`: all operations of a use
+case in one ``TransactWriteItems`` with their conditions (entity version
+unchanged, counter at the expected value, idempotency key unused), so a failed
+condition leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from datetime import date, datetime, timedelta
+from typing import Any, Callable, Iterable, TypeVar
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DeleteError, DoesNotExist, GetError, QueryError, TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.transactions import TransactWrite
+
+from ...domain.auth import ApiKey
+from ...domain.errors import BadRequest, NotFound, ValidationError
+from ...domain.invoice import OPEN, Invoice
+from ...domain.parties import Customer
+from ...domain.payment import Payment
+from ...services.ports import (AuditEntry, CommitConflict, CounterPut, EntityPut, IdempotencyRecord, InvoiceQuery,
+                               Ledger, OutboxMessage, Page, PaymentQuery, RecordPut, SettingsDoc, UnitOfWork)
+from ..codec import decode, encode
+from .models import (ApiKeyItem, AuditItem, CounterItem, CustomerItem, IdempotencyItem, InvoiceItem, OutboxItem,
+                     PaymentItem, SettingsItem, TableItem)
+
+M = TypeVar("M", bound=TableItem)
+OUTBOX_SHARDS = 4
+IDEMPOTENCY_TTL = timedelta(days=7)
+MAX_TRANSACTION_ITEMS = 100
+
+
+# -- keys ---------------------------------------------------------------------------------------
+
+def customer_pk(customer_id: str) -> str:
+    return f"CUS#{customer_id}"
+
+
+def invoice_pk(invoice_id: str) -> str:
+    return f"INV#{invoice_id}"
+
+
+def payment_pk(payment_id: str) -> str:
+    return f"PAY#{payment_id}"
+
+
+def _outbox_shard(message_id: str) -> str:
+    return f"OUTBOX#{zlib.crc32(message_id.encode()) % OUTBOX_SHARDS}"
+
+
+# -- entity <-> item ----------------------------------------------------------------------------
+
+def customer_item(c: Customer) -> CustomerItem:
+    return CustomerItem(pk=customer_pk(c.id), sk="CUSTOMER", kind="customer", id=c.id, name=c.name,
+                        gsi3pk="CUSTOMER", gsi3sk=f"{c.name.casefold()[:80]}#{c.id}", data=encode(c),
+                        created_at=c.created_at, updated_at=c.updated_at, version=c.version)
+
+
+def invoice_item(inv: Invoice) -> InvoiceItem:
+    day = (inv.issue_date or inv.created_at.date()).isoformat()
+    item = InvoiceItem(
+        pk=invoice_pk(inv.id), sk="INVOICE", kind="invoice", id=inv.id, customer_id=inv.customer_id,
+        invoice_kind=inv.kind, status=inv.status, currency=inv.currency, number=inv.number,
+        issue_date=inv.issue_date.isoformat() if inv.issue_date else None,
+        due_date=inv.due_date.isoformat() if inv.due_date else None,
+        total=inv.totals.total.amount, amount_due=inv.amount_due.amount, dunning_step=inv.dunning_step,
+        dispute_status=inv.dispute_status, collection_status=inv.collection_status,
+        gsi1pk=customer_pk(inv.customer_id), gsi1sk=f"INV#{day}#{inv.id}",
+        gsi3pk="INVOICE", gsi3sk=f"{inv.created_at.isoformat()}#{inv.id}",
+        data=encode(inv), created_at=inv.created_at, updated_at=inv.updated_at, version=inv.version)
+    if inv.status == OPEN and inv.due_date is not None:
+        item.gsi2pk, item.gsi2sk = "OPEN", f"{inv.due_date.isoformat()}#{inv.id}"
+    return item
+
+
+def payment_item(p: Payment) -> PaymentItem:
+    item = PaymentItem(
+        pk=payment_pk(p.id), sk="PAYMENT", kind="payment", id=p.id, customer_id=p.customer_id,
+        amount=p.amount.amount, currency=p.currency, unapplied=p.unapplied.amount, method=p.method,
+        received_on=p.received_on.isoformat(), provider_ref=p.provider_ref,
+        gsi1pk=customer_pk(p.customer_id), gsi1sk=f"PAY#{p.received_on.isoformat()}#{p.id}",
+        gsi3pk="PAYMENT", gsi3sk=f"{p.received_on.isoformat()}#{p.id}",
+        data=encode(p), created_at=p.created_at, updated_at=p.updated_at, version=p.version)
+    if p.unapplied.is_positive:
+        item.gsi2pk, item.gsi2sk = "UNAPPLIED", f"{p.received_on.isoformat()}#{p.id}"
+    return item
+
+
+def api_key_item(k: ApiKey) -> ApiKeyItem:
+    return ApiKeyItem(pk=f"KEY#{k.key_hash}", sk="APIKEY", kind="api_key", name=k.name, role=k.role, hint=k.hint,
+                      created_by=k.created_by, created_at=k.created_at, revoked_at=k.revoked_at,
+                      gsi3pk="APIKEY", gsi3sk=f"{k.created_at.isoformat()}#{k.key_hash[:16]}", version=k.version)
+
+
+def settings_item(s: SettingsDoc) -> SettingsItem:
+    return SettingsItem(pk=f"SET#{s.name}", sk="SETTINGS", kind="settings", data=s.data, updated_at=s.updated_at,
+                        version=s.version)
+
+
+def _entity_item(entity: Any) -> TableItem:
+    if isinstance(entity, Invoice):
+        return invoice_item(entity)
+    if isinstance(entity, Payment):
+        return payment_item(entity)
+    if isinstance(entity, Customer):
+        return customer_item(entity)
+    if isinstance(entity, ApiKey):
+        return api_key_item(entity)
+    if isinstance(entity, SettingsDoc):
+        return settings_item(entity)
+    raise TypeError(f"no item mapping for {type(entity).__name__}")
+
+
+def _record_item(record: Any) -> TableItem:
+    if isinstance(record, AuditEntry):
+        at = record.at.isoformat()
+        return AuditItem(pk=f"AUD#{record.entity_type}#{record.entity_id}", sk=f"{at}#{record.id}", kind="audit",
+                         id=record.id, at=record.at, actor=record.actor, action=record.action,
+                         entity_type=record.entity_type, entity_id=record.entity_id, before=record.before,
+                         after=record.after, gsi3pk=f"AUDIT#{record.at.date().isoformat()}",
+                         gsi3sk=f"{at}#{record.id}")
+    if isinstance(record, OutboxMessage):
+        return OutboxItem(pk=_outbox_shard(record.id), sk=f"{record.created_at.isoformat()}#{record.id}",
+                          kind="outbox", id=record.id, topic=record.topic, payload=record.payload,
+                          created_at=record.created_at, attempts=record.attempts, not_before=record.not_before,
+                          last_error=record.last_error)
+    if isinstance(record, IdempotencyRecord):
+        return IdempotencyItem(pk=f"IDEM#{record.scope}#{record.key}", sk="IDEM", kind="idempotency",
+                               request_hash=record.request_hash, resource_type=record.resource_type,
+                               resource_id=record.resource_id, created_at=record.created_at,
+                               expires_at=int((record.created_at + IDEMPOTENCY_TTL).timestamp()))
+    raise TypeError(f"no item mapping for {type(record).__name__}")
+
+
+def _to_api_key(item: ApiKeyItem) -> ApiKey:
+    return ApiKey(key_hash=item.pk.removeprefix("KEY#"), name=item.name, role=item.role, created_at=item.created_at,
+                  created_by=item.created_by, hint=item.hint, revoked_at=item.revoked_at, version=int(item.version))
+
+
+def _to_outbox(item: OutboxItem) -> OutboxMessage:
+    return OutboxMessage(id=item.id, topic=item.topic, payload=item.payload, created_at=item.created_at,
+                         attempts=int(item.attempts or 0), not_before=item.not_before, last_error=item.last_error)
+
+
+def _to_audit(item: AuditItem) -> AuditEntry:
+    return AuditEntry(id=item.id, at=item.at, actor=item.actor, action=item.action, entity_type=item.entity_type,
+                      entity_id=item.entity_id, before=item.before, after=item.after)
+
+
+# -- cursors ------------------------------------------------------------------------------------
+
+def encode_cursor(key: dict[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    flat = {name: value["S"] for name, value in key.items()}
+    return base64.urlsafe_b64encode(json.dumps(flat, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, expected: Iterable[str]) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        flat = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(flat, dict) or set(flat) != set(expected) or not all(isinstance(v, str) for v in
+                                                                                flat.values()):
+            raise ValueError
+    except (ValueError, TypeError):
+        raise BadRequest("cursor is not valid: pass back the next_cursor of the previous page unchanged",
+                         field="cursor", code="invalid_cursor") from None
+    return {name: {"S": value} for name, value in flat.items()}
+
+
+class DynamoLedger(Ledger):
+    """Ledger port implementation. ``connection`` is the shared one from :func:`models.configure`."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    # -- single items -------------------------------------------------------------------------
+    def _get(self, model: type[M], pk: str, sk: str, what: str, ident: str) -> M:
+        try:
+            return model.get(pk, sk)
+        except DoesNotExist:
+            raise NotFound(f"{what} {ident} does not exist", code=f"{what}_not_found") from None
+        except GetError as exc:  # pragma: no cover - infrastructure failure
+            raise RuntimeError(f"DynamoDB read failed for {what}") from exc
+
+    def get_customer(self, customer_id: str) -> Customer:
+        item = self._get(CustomerItem, customer_pk(customer_id), "CUSTOMER", "customer", customer_id)
+        return decode(Customer, item.data)
+
+    def get_invoice(self, invoice_id: str) -> Invoice:
+        item = self._get(InvoiceItem, invoice_pk(invoice_id), "INVOICE", "invoice", invoice_id)
+        return decode(Invoice, item.data)
+
+    def get_invoices(self, invoice_ids: Iterable[str]) -> dict[str, Invoice]:
+        keys = [(invoice_pk(i), "INVOICE") for i in dict.fromkeys(invoice_ids)]
+        if not keys:
+            return {}
+        out = {}
+        for item in InvoiceItem.batch_get(keys):
+            inv = decode(Invoice, item.data)
+            out[inv.id] = inv
+        return out
+
+    def get_payment(self, payment_id: str) -> Payment:
+        item = self._get(PaymentItem, payment_pk(payment_id), "PAYMENT", "payment", payment_id)
+        return decode(Payment, item.data)
+
+    def get_counter(self, key: str) -> int:
+        try:
+            return int(CounterItem.get(f"CTR#{key}", "COUNTER", consistent_read=True).value)
+        except DoesNotExist:
+            return 0
+
+    def get_settings(self, name: str) -> SettingsDoc | None:
+        try:
+            item = SettingsItem.get(f"SET#{name}", "SETTINGS")
+        except DoesNotExist:
+            return None
+        return SettingsDoc(name=name, data=item.data, updated_at=item.updated_at, version=int(item.version))
+
+    def get_api_key(self, key_hash: str) -> ApiKey | None:
+        try:
+            return _to_api_key(ApiKeyItem.get(f"KEY#{key_hash}", "APIKEY"))
+        except DoesNotExist:
+            return None
+
+    def list_api_keys(self) -> list[ApiKey]:
+        return [_to_api_key(i) for i in ApiKeyItem.by_kind.query("APIKEY", scan_index_forward=False)]
+
+    def get_idempotency(self, scope: str, key: str) -> IdempotencyRecord | None:
+        try:
+            item = IdempotencyItem.get(f"IDEM#{scope}#{key}", "IDEM", consistent_read=True)
+        except DoesNotExist:
+            return None
+        return IdempotencyRecord(scope=scope, key=key, request_hash=item.request_hash,
+                                 resource_type=item.resource_type, resource_id=item.resource_id,
+                                 created_at=item.created_at)
+
+    # -- queries ------------------------------------------------------------------------------
+    def _page(self, model: type[M], index: Any, key_names: tuple[str, ...], hash_value: str,
+              range_condition: Condition | None, filter_condition: Condition | None, forward: bool, limit: int,
+              cursor: str | None, convert: Callable[[M], Any]) -> Page[Any]:
+        """One page of a Query, reading at most ``max(20 x limit, 1000)`` items when a filter is set."""
+        start = decode_cursor(cursor, key_names)
+        page_size = limit + 1 if filter_condition is None else min(max(limit * 4, 100), 1000)
+        read_cap = max(limit * 20, 1000)
+        target = index if index is not None else model
+        try:
+            result = target.query(hash_value, range_condition, filter_condition=filter_condition,
+                                  scan_index_forward=forward, page_size=page_size, last_evaluated_key=start)
+            pages = result.page_iter
+            items: list[Any] = []
+            scanned = 0
+            next_key = None
+            for page in pages:
+                raw_items = page.get("Items", [])
+                scanned += int(page.get("ScannedCount", len(raw_items)))
+                for i, raw in enumerate(raw_items):
+                    items.append(convert(model.from_raw_data(raw)))
+                    if len(items) == limit:
+                        more = i < len(raw_items) - 1 or pages.last_evaluated_key is not None
+                        next_key = {k: raw[k] for k in key_names} if more else None
+                        return Page(items=items, next_cursor=encode_cursor(next_key), scanned=scanned)
+                next_key = pages.last_evaluated_key
+                if not next_key or scanned >= read_cap:
+                    break
+        except QueryError as exc:
+            if "ValidationException" in str(exc.cause_response_code or exc):
+                raise BadRequest("cursor does not belong to this query: start again without it",
+                                 field="cursor", code="invalid_cursor") from None
+            raise
+        return Page(items=items, next_cursor=encode_cursor(next_key), scanned=scanned)
+
+    def list_customers(self, *, limit: int = 50, cursor: str | None = None) -> Page[Customer]:
+        return self._page(CustomerItem, CustomerItem.by_kind, ("pk", "sk", "gsi3pk", "gsi3sk"), "CUSTOMER", None,
+                          None, True, limit, cursor, lambda i: decode(Customer, i.data))
+
+    def query_invoices(self, query: InvoiceQuery, today: date) -> Page[Invoice]:
+        m = InvoiceItem
+        convert: Callable[[InvoiceItem], Invoice] = lambda i: decode(Invoice, i.data)  # noqa: E731
+        filters: list[Condition] = []
+        if query.customer_id:
+            if query.status:
+                filters.append(m.status == query.status)
+            if query.due_before:
+                filters.append(m.due_date < query.due_before.isoformat())
+            if query.due_after:
+                filters.append(m.due_date > query.due_after.isoformat())
+            return self._page(m, m.by_customer, ("pk", "sk", "gsi1pk", "gsi1sk"), customer_pk(query.customer_id),
+                              m.gsi1sk.startswith("INV#"), _and(filters), False, query.limit, query.cursor, convert)
+        if query.status in (None, OPEN) and (query.status == OPEN or query.due_before or query.due_after):
+            # The sparse OPEN index holds exactly the open invoices, sorted by due date.
+            low = f"{query.due_after.isoformat()}#~" if query.due_after else None
+            high = f"{query.due_before.isoformat()}#" if query.due_before else None
+            if low and high:
+                rng = m.gsi2sk.between(low, high)
+            elif low:
+                rng = m.gsi2sk > low
+            elif high:
+                rng = m.gsi2sk < high
+            else:
+                rng = None
+            return self._page(m, m.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "OPEN", rng, None, True, query.limit,
+                              query.cursor, convert)
+        if query.status:
+            filters.append(m.status == query.status)
+        if query.due_before:
+            filters.append(m.due_date < query.due_before.isoformat())
+        if query.due_after:
+            filters.append(m.due_date > query.due_after.isoformat())
+        return self._page(m, m.by_kind, ("pk", "sk", "gsi3pk", "gsi3sk"), "INVOICE", None, _and(filters), False,
+                          query.limit, query.cursor, convert)
+
+    def query_payments(self, query: PaymentQuery) -> Page[Payment]:
+        m = PaymentItem
+        convert: Callable[[PaymentItem], Payment] = lambda i: decode(Payment, i.data)  # noqa: E731
+        lo = query.received_from.isoformat() if query.received_from else None
+        hi = f"{query.received_to.isoformat()}#~" if query.received_to else None
+        filters: list[Condition] = []
+        if query.customer_id:
+            if query.unapplied is True:
+                filters.append(m.unapplied > 0)
+            elif query.unapplied is False:
+                filters.append(m.unapplied == 0)
+            rng = _range(m.gsi1sk, f"PAY#{lo}" if lo else "PAY#", f"PAY#{hi}" if hi else "PAY#~")
+            return self._page(m, m.by_customer, ("pk", "sk", "gsi1pk", "gsi1sk"), customer_pk(query.customer_id),
+                              rng, _and(filters), False, query.limit, query.cursor, convert)
+        if query.unapplied:
+            return self._page(m, m.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "UNAPPLIED",
+                              _range(m.gsi2sk, lo, hi), None, False, query.limit, query.cursor, convert)
+        if query.unapplied is False:
+            filters.append(m.unapplied == 0)
+        return self._page(m, m.by_kind, ("pk", "sk", "gsi3pk", "gsi3sk"), "PAYMENT", _range(m.gsi3sk, lo, hi),
+                          _and(filters), False, query.limit, query.cursor, convert)
+
+    def list_audit(self, *, entity_type: str | None = None, entity_id: str | None = None, day: date | None = None,
+                   limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]:
+        if entity_type and entity_id:
+            return self._page(AuditItem, None, ("pk", "sk"), f"AUD#{entity_type}#{entity_id}", None, None, False,
+                              limit, cursor, _to_audit)
+        if day is None:
+            raise ValidationError("give entity_type and entity_id, or a day (YYYY-MM-DD)", field="day")
+        return self._page(AuditItem, AuditItem.by_kind, ("pk", "sk", "gsi3pk", "gsi3sk"),
+                          f"AUDIT#{day.isoformat()}", None, None, False, limit, cursor, _to_audit)
+
+    # -- writes -------------------------------------------------------------------------------
+    def commit(self, uow: UnitOfWork) -> None:
+        ops = uow.operations
+        if not ops:
+            return
+        if len(ops) > MAX_TRANSACTION_ITEMS:
+            raise ValidationError(f"this change touches {len(ops)} records, more than the {MAX_TRANSACTION_ITEMS} "
+                                  "DynamoDB commits atomically: split it into smaller requests")
+        items: list[tuple[TableItem, Condition | None, str]] = []
+        for op in ops:
+            if isinstance(op, EntityPut):
+                item = _entity_item(op.entity)
+                cond = (type(item).pk.does_not_exist() if op.expected_version is None
+                        else type(item).version == op.expected_version)
+                items.append((item, cond, f"{type(op.entity).__name__.lower()}"))
+            elif isinstance(op, CounterPut):
+                item = CounterItem(pk=f"CTR#{op.key}", sk="COUNTER", kind="counter", value=op.value)
+                cond = CounterItem.pk.does_not_exist() if op.expected == 0 else CounterItem.value == op.expected
+                items.append((item, cond, "counter"))
+            elif isinstance(op, RecordPut):
+                item = _record_item(op.record)
+                cond = type(item).pk.does_not_exist() if op.must_not_exist else None
+                kind = "idempotency" if isinstance(op.record, IdempotencyRecord) else type(op.record).__name__
+                items.append((item, cond, kind))
+        try:
+            with TransactWrite(connection=self._connection) as tx:
+                for item, cond, _ in items:
+                    tx.save(item, condition=cond)
+        except TransactWriteError as exc:
+            reasons = exc.cancellation_reasons or []
+            failed = [items[i][2] for i, r in enumerate(reasons) if r is not None and r.code]
+            codes = {r.code for r in reasons if r is not None and r.code}
+            if codes and codes <= {"ConditionalCheckFailed", "TransactionConflict"} or \
+                    exc.cause_response_code == "TransactionConflictException":
+                raise CommitConflict("the records changed while this request was processed; retry it",
+                                     idempotency="idempotency" in failed, failed=failed) from None
+            raise
+
+    # -- outbox -------------------------------------------------------------------------------
+    def pending_outbox(self, now: datetime, limit: int = 100) -> list[OutboxMessage]:
+        out: list[OutboxMessage] = []
+        ready = OutboxItem.not_before.does_not_exist() | (OutboxItem.not_before <= now)
+        free = OutboxItem.lease_until.does_not_exist() | (OutboxItem.lease_until < now)
+        for shard in range(OUTBOX_SHARDS):
+            for item in OutboxItem.query(f"OUTBOX#{shard}", filter_condition=ready & free, limit=limit,
+                                         page_size=limit):
+                out.append(_to_outbox(item))
+        out.sort(key=lambda m: m.created_at)
+        return out[:limit]
+
+    def _outbox_item(self, message: OutboxMessage) -> OutboxItem:
+        return OutboxItem(pk=_outbox_shard(message.id), sk=f"{message.created_at.isoformat()}#{message.id}")
+
+    def claim_outbox(self, message: OutboxMessage, lease_until: datetime) -> bool:
+        # Optimistic on the attempt counter: of two drains that read the same
+        # message, only the first increments it; the other's condition fails.
+        try:
+            self._outbox_item(message).update(
+                actions=[OutboxItem.lease_until.set(lease_until), OutboxItem.attempts.set(message.attempts + 1)],
+                condition=OutboxItem.pk.exists() & (OutboxItem.attempts == message.attempts))
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def complete_outbox(self, message: OutboxMessage) -> None:
+        try:
+            self._outbox_item(message).delete()
+        except DeleteError:  # pragma: no cover - already gone is fine
+            pass
+
+    def retry_outbox(self, message: OutboxMessage, error: str, not_before: datetime) -> None:
+        self._outbox_item(message).update(actions=[
+            OutboxItem.last_error.set(error[:1000]), OutboxItem.not_before.set(not_before),
+            OutboxItem.lease_until.remove()])
+
+    def dead_letter_outbox(self, message: OutboxMessage, error: str) -> None:
+        dead = OutboxItem(pk="OUTBOX#DEAD", sk=f"{message.created_at.isoformat()}#{message.id}", kind="outbox",
+                          id=message.id, topic=message.topic, payload=message.payload,
+                          created_at=message.created_at, attempts=message.attempts + 1, last_error=error[:1000],
+                          dead=True)
+        with TransactWrite(connection=self._connection) as tx:
+            tx.save(dead)
+            tx.delete(self._outbox_item(message))
+
+    def list_dead_letters(self, limit: int = 100) -> list[OutboxMessage]:
+        return [_to_outbox(i) for i in OutboxItem.query("OUTBOX#DEAD", limit=limit)]
+
+
+def _and(conditions: list[Condition]) -> Condition | None:
+    if not conditions:
+        return None
+    out = conditions[0]
+    for c in conditions[1:]:
+        out = out & c
+    return out
+
+
+def _range(attr: Any, low: str | None, high: str | None) -> Condition | None:
+    if low and high:
+        return attr.between(low, high)
+    if low:
+        return attr >= low
+    if high:
+        return attr <= high
+    return None

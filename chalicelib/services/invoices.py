@@ -1,0 +1,138 @@
+"""Use cases on invoices: drafts, issuing with gapless numbers, queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Callable, Mapping
+
+from ..domain.auth import Actor
+from ..domain.errors import InvalidTransition, ValidationError
+from ..domain.ids import new_id
+from ..domain.invoice import CREDIT_NOTE, DRAFT, Invoice, format_number, new_draft, patched_draft
+from ..domain.parties import Customer, SellerProfile
+from .common import IdempotencyRequest, diff, idempotent, with_retries
+from .events import invoice_event
+from .ports import Clock, InvoiceQuery, Ledger, Page, UnitOfWork
+from .settings import SettingsService
+
+# A hook run while issuing, after the number is known and before the commit:
+# it may return a changed invoice (e.g. with a document hash) and add
+# operations to the unit of work (e.g. an outbox message to store the files).
+# Raising ValidationError refuses the issue and leaves no gap in the numbering.
+IssueHook = Callable[[Invoice, Customer, SellerProfile, UnitOfWork], Invoice]
+# A guard run before a draft is created (credit limits, holds...).
+DraftGuard = Callable[[Invoice, Customer, Mapping[str, Any], Actor], None]
+
+
+def counter_key(series: str, year: int) -> str:
+    return f"{series}#{year}"
+
+
+@dataclass
+class InvoiceHooks:
+    on_issue: list[IssueHook] = field(default_factory=list)
+    draft_guards: list[DraftGuard] = field(default_factory=list)
+
+
+class InvoiceService:
+    def __init__(self, ledger: Ledger, clock: Clock, settings: SettingsService,
+                 hooks: InvoiceHooks | None = None) -> None:
+        self._ledger = ledger
+        self._clock = clock
+        self._settings = settings
+        self.hooks = hooks or InvoiceHooks()
+
+    def today(self) -> date:
+        return self._clock.today(self._settings.timezone())
+
+    # -- drafts -------------------------------------------------------------------------------
+    def create_draft(self, data: Mapping[str, Any], actor: Actor,
+                     idempotency: IdempotencyRequest | None = None) -> tuple[Invoice, bool]:
+        """Create a draft (no number yet); raises ``ValidationError`` / ``NotFound`` for the customer."""
+        invoice_id = new_id("inv")
+
+        def run() -> Invoice:
+            customer_id = data.get("customer_id")
+            if not isinstance(customer_id, str) or not customer_id:
+                raise ValidationError("customer_id is required", field="customer_id")
+            customer = self._ledger.get_customer(customer_id)
+            now = self._clock.now()
+            draft = new_draft(invoice_id, data, customer_currency=customer.currency, now=now)
+            for guard in self.hooks.draft_guards:
+                guard(draft, customer, data, actor)
+            uow = UnitOfWork(actor=actor, now=now)
+            draft = uow.create(draft)
+            uow.audit("invoice.create", "invoice", draft.id, None, draft.to_dict())
+            if idempotency:
+                uow.claim_idempotency(idempotency.record("invoice", draft.id, now))
+            self._ledger.commit(uow)
+            return draft
+
+        return idempotent(self._ledger, idempotency, "invoice", run, self._ledger.get_invoice)
+
+    def update_draft(self, invoice_id: str, patch: Mapping[str, Any], actor: Actor) -> Invoice:
+        def run() -> Invoice:
+            current = self._ledger.get_invoice(invoice_id)
+            now = self._clock.now()
+            updated = patched_draft(current, patch, now=now)
+            uow = UnitOfWork(actor=actor, now=now)
+            saved = uow.save(updated)
+            before, after = diff(current.to_dict(), saved.to_dict())
+            uow.audit("invoice.update", "invoice", invoice_id, before, after)
+            self._ledger.commit(uow)
+            return saved
+
+        return with_retries(run)
+
+    # -- issuing ------------------------------------------------------------------------------
+    def issue(self, invoice_id: str, actor: Actor, idempotency: IdempotencyRequest | None = None) -> Invoice:
+        """Number and issue a draft.
+
+        The counter increment, the status change and every hook's writes commit
+        in one transaction conditioned on the counter value read: concurrent
+        issues retry with the next number, so numbers are unique and gapless.
+        Reads: invoice, customer, counter (the seller profile is cached).
+        """
+
+        def run() -> Invoice:
+            seller = self._settings.seller()
+            draft = self._ledger.get_invoice(invoice_id)
+            if draft.status != DRAFT:
+                raise InvalidTransition(
+                    f"invoice {invoice_id} is already {draft.status}"
+                    + (f" as {draft.number}" if draft.number else "") + ": only drafts can be issued",
+                    code="already_issued")
+            customer = self._ledger.get_customer(draft.customer_id)
+            now = self._clock.now()
+            issue_date = self._clock.today(seller.timezone)
+            series = seller.credit_note_prefix if draft.kind == CREDIT_NOTE else seller.invoice_prefix
+            key = counter_key(series, issue_date.year)
+            last = self._ledger.get_counter(key)
+            number = format_number(series, issue_date.year, last + 1)
+            issued = draft.issue(number=number, series=key, issue_date=issue_date,
+                                 terms=draft.payment_terms or customer.payment_terms, eom_mode=seller.eom_mode,
+                                 jurisdiction=seller.jurisdiction, seller=seller.identity(),
+                                 buyer=customer.identity(), now=now)
+            uow = UnitOfWork(actor=actor, now=now)
+            for hook in self.hooks.on_issue:
+                issued = hook(issued, customer, seller, uow)
+            uow.advance_counter(key, expected=last, value=last + 1)
+            saved = uow.save(issued)
+            before, after = diff(draft.to_dict(), saved.to_dict())
+            uow.audit("invoice.issue", "invoice", invoice_id, before, after)
+            uow.emit("event", invoice_event("invoice.issued", saved, now))
+            if idempotency:
+                uow.claim_idempotency(idempotency.record("invoice.issue", saved.id, now))
+            self._ledger.commit(uow)
+            return saved
+
+        invoice, _ = idempotent(self._ledger, idempotency, "invoice.issue", run, self._ledger.get_invoice)
+        return invoice
+
+    # -- reads --------------------------------------------------------------------------------
+    def get(self, invoice_id: str) -> Invoice:
+        return self._ledger.get_invoice(invoice_id)
+
+    def list(self, query: InvoiceQuery) -> Page[Invoice]:
+        return self._ledger.query_invoices(query, self.today())

@@ -1,0 +1,314 @@
+"""Ports: what the use cases need from the outside world, as ABCs and records.
+
+Adapters (DynamoDB, EventBridge, ...) implement these; unit tests pass the
+in-memory fakes from ``tests/fakes.py``-style modules instead of patching.
+
+Writes go through a :class:`UnitOfWork`: a use case collects every change it
+makes (entities with optimistic versions, counters, audit entries, outbox
+messages, idempotency claims) and the ledger commits them atomically, in one
+DynamoDB ``TransactWriteItems``. Nothing is ever done "after returning".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any, Generic, Iterable, Sequence, TypeVar
+from zoneinfo import ZoneInfo
+
+from ..domain.auth import Actor, ApiKey
+from ..domain.errors import ConcurrencyConflict
+from ..domain.ids import new_id
+from ..domain.invoice import Invoice
+from ..domain.parties import Customer
+from ..domain.payment import Payment
+
+T = TypeVar("T")
+
+
+# -- time ---------------------------------------------------------------------------------------
+
+class Clock(ABC):
+    @abstractmethod
+    def now(self) -> datetime:
+        """Current instant, timezone-aware UTC."""
+
+    def today(self, tz: str) -> date:
+        """Calendar date in time zone ``tz`` (all due / overdue dates are seller-local)."""
+        return self.now().astimezone(ZoneInfo(tz)).date()
+
+
+class SystemClock(Clock):
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class FixedClock(Clock):
+    """A clock that stays where it is put (tests, replays, seeding history)."""
+
+    def __init__(self, now: datetime) -> None:
+        if now.tzinfo is None:
+            raise ValueError("FixedClock needs an aware datetime")
+        self._now = now
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, now: datetime) -> None:
+        self._now = now
+
+    def advance(self, **delta: float) -> None:
+        from datetime import timedelta
+
+        self._now = self._now + timedelta(**delta)
+
+
+# -- pages & queries ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+    # Items the store examined to fill this page (filters on non-key attributes
+    # read more than they return; the API reports it so callers can see the cost).
+    scanned: int = 0
+
+
+@dataclass(frozen=True)
+class InvoiceQuery:
+    customer_id: str | None = None
+    status: str | None = None
+    due_before: date | None = None   # due_date < due_before
+    due_after: date | None = None    # due_date > due_after
+    limit: int = 50
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentQuery:
+    customer_id: str | None = None
+    unapplied: bool | None = None
+    received_from: date | None = None  # inclusive
+    received_to: date | None = None    # inclusive
+    limit: int = 50
+    cursor: str | None = None
+
+
+# -- records that are not business entities --------------------------------------------------
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: str
+    at: datetime
+    actor: str
+    action: str
+    entity_type: str
+    entity_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "at": self.at.isoformat(), "actor": self.actor, "action": self.action,
+                "entity_type": self.entity_type, "entity_id": self.entity_id,
+                "before": self.before, "after": self.after}
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """Work that must follow a committed change (events, documents, emails, provider calls)."""
+
+    id: str
+    topic: str
+    payload: dict[str, Any]
+    created_at: datetime
+    attempts: int = 0
+    not_before: datetime | None = None
+    last_error: str | None = None
+
+    @classmethod
+    def new(cls, topic: str, payload: dict[str, Any], now: datetime) -> OutboxMessage:
+        return cls(id=new_id("msg"), topic=topic, payload=payload, created_at=now)
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """Ties an Idempotency-Key to the resource its first request created."""
+
+    scope: str          # the API key name: keys of different clients never collide
+    key: str
+    request_hash: str
+    resource_type: str
+    resource_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SettingsDoc:
+    name: str
+    data: dict[str, Any]
+    updated_at: datetime
+    version: int = 0
+
+
+# -- unit of work -------------------------------------------------------------------------------
+
+Entity = Customer | Invoice | Payment | ApiKey | SettingsDoc
+
+
+@dataclass(frozen=True)
+class EntityPut:
+    entity: Any
+    expected_version: int | None  # None: must not exist yet
+
+
+@dataclass(frozen=True)
+class CounterPut:
+    key: str
+    value: int
+    expected: int  # 0: the counter must not exist yet
+
+
+@dataclass(frozen=True)
+class RecordPut:
+    """An append-only record (audit entry, outbox message, idempotency claim)."""
+
+    record: AuditEntry | OutboxMessage | IdempotencyRecord
+    must_not_exist: bool = True
+
+
+Operation = EntityPut | CounterPut | RecordPut
+
+
+@dataclass
+class UnitOfWork:
+    """Changes of one use case, committed atomically by :meth:`Ledger.commit`."""
+
+    actor: Actor
+    now: datetime
+    operations: list[Operation] = field(default_factory=list)
+
+    def create(self, entity: T) -> T:
+        created = dataclasses.replace(entity, version=1)  # type: ignore[type-var]
+        self.operations.append(EntityPut(created, expected_version=None))
+        return created
+
+    def save(self, entity: T) -> T:
+        """Write ``entity`` if nobody changed it since it was read (optimistic lock)."""
+        current = entity.version  # type: ignore[attr-defined]
+        saved = dataclasses.replace(entity, version=current + 1)  # type: ignore[type-var]
+        self.operations.append(EntityPut(saved, expected_version=current))
+        return saved
+
+    def advance_counter(self, key: str, expected: int, value: int) -> None:
+        self.operations.append(CounterPut(key=key, value=value, expected=expected))
+
+    def audit(self, action: str, entity_type: str, entity_id: str, before: dict[str, Any] | None,
+              after: dict[str, Any] | None) -> None:
+        self.operations.append(RecordPut(AuditEntry(
+            id=new_id("aud"), at=self.now, actor=self.actor.name, action=action, entity_type=entity_type,
+            entity_id=entity_id, before=before, after=after)))
+
+    def emit(self, topic: str, payload: dict[str, Any], *, not_before: datetime | None = None) -> None:
+        msg = OutboxMessage.new(topic, payload, self.now)
+        if not_before is not None:
+            msg = dataclasses.replace(msg, not_before=not_before)
+        self.operations.append(RecordPut(msg))
+
+    def claim_idempotency(self, record: IdempotencyRecord | None) -> None:
+        if record is not None:
+            self.operations.append(RecordPut(record))
+
+    def __len__(self) -> int:
+        return len(self.operations)
+
+
+class CommitConflict(ConcurrencyConflict):
+    """A condition of the unit of work failed: an entity changed, a counter moved, or a key was used."""
+
+    def __init__(self, message: str, *, idempotency: bool = False, failed: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.idempotency = idempotency
+        self.failed = list(failed)
+
+
+# -- the ledger (repository) ------------------------------------------------------------------
+
+class Ledger(ABC):
+    """Persistence of the receivables ledger. Reads raise ``NotFound`` when absent."""
+
+    @abstractmethod
+    def get_customer(self, customer_id: str) -> Customer: ...
+
+    @abstractmethod
+    def list_customers(self, *, limit: int = 50, cursor: str | None = None) -> Page[Customer]: ...
+
+    @abstractmethod
+    def get_invoice(self, invoice_id: str) -> Invoice: ...
+
+    @abstractmethod
+    def get_invoices(self, invoice_ids: Iterable[str]) -> dict[str, Invoice]:
+        """Batch read; missing ids are simply absent from the result."""
+
+    @abstractmethod
+    def query_invoices(self, query: InvoiceQuery, today: date) -> Page[Invoice]: ...
+
+    @abstractmethod
+    def get_payment(self, payment_id: str) -> Payment: ...
+
+    @abstractmethod
+    def query_payments(self, query: PaymentQuery) -> Page[Payment]: ...
+
+    @abstractmethod
+    def get_counter(self, key: str) -> int:
+        """Last value handed out for ``key`` (0 when never used)."""
+
+    @abstractmethod
+    def get_settings(self, name: str) -> SettingsDoc | None: ...
+
+    @abstractmethod
+    def get_api_key(self, key_hash: str) -> ApiKey | None: ...
+
+    @abstractmethod
+    def list_api_keys(self) -> list[ApiKey]: ...
+
+    @abstractmethod
+    def get_idempotency(self, scope: str, key: str) -> IdempotencyRecord | None: ...
+
+    @abstractmethod
+    def list_audit(self, *, entity_type: str | None = None, entity_id: str | None = None,
+                   day: date | None = None, limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]: ...
+
+    @abstractmethod
+    def commit(self, uow: UnitOfWork) -> None:
+        """Apply every operation atomically or none; raises :class:`CommitConflict`."""
+
+    # -- outbox -------------------------------------------------------------------------------
+    @abstractmethod
+    def pending_outbox(self, now: datetime, limit: int = 100) -> list[OutboxMessage]:
+        """Messages ready to run (``not_before`` passed), oldest first."""
+
+    @abstractmethod
+    def claim_outbox(self, message: OutboxMessage, lease_until: datetime) -> bool:
+        """Lease a message so concurrent drains do not run it twice; False if someone else holds it."""
+
+    @abstractmethod
+    def complete_outbox(self, message: OutboxMessage) -> None: ...
+
+    @abstractmethod
+    def retry_outbox(self, message: OutboxMessage, error: str, not_before: datetime) -> None: ...
+
+    @abstractmethod
+    def dead_letter_outbox(self, message: OutboxMessage, error: str) -> None: ...
+
+    @abstractmethod
+    def list_dead_letters(self, limit: int = 100) -> list[OutboxMessage]: ...
+
+
+class EventPublisher(ABC):
+    """Publishes business events (invoice.issued, invoice.paid, ...) to subscribers."""
+
+    @abstractmethod
+    def publish(self, events: Sequence[dict[str, Any]]) -> None:
+        """Publish events ``{"id", "type", "occurred_at", "data"}``; raises on failure."""
