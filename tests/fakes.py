@@ -1,0 +1,244 @@
+"""In-memory implementations of the ports, for unit tests (no sockets).
+
+``FakeLedger`` honours the same contract as the DynamoDB ledger (atomic commit,
+version / counter / idempotency conditions, the same query orderings); the
+contract suite in tests/integration/test_ledger_contract.py runs against both.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from datetime import date, datetime
+from typing import Any, Callable, Iterable, Sequence
+
+from chalicelib.domain.auth import ApiKey
+from chalicelib.domain.errors import BadRequest, NotFound, ValidationError
+from chalicelib.domain.invoice import OPEN, Invoice
+from chalicelib.domain.parties import Customer
+from chalicelib.domain.payment import Payment
+from chalicelib.services.ports import (AuditEntry, CommitConflict, CounterPut, EntityPut, EventPublisher,
+                                       IdempotencyRecord, InvoiceQuery, Ledger, OutboxMessage, Page, PaymentQuery,
+                                       RecordPut, SettingsDoc, UnitOfWork)
+
+
+def _entity_key(entity: Any) -> tuple[str, str]:
+    if isinstance(entity, Customer):
+        return "customer", entity.id
+    if isinstance(entity, Invoice):
+        return "invoice", entity.id
+    if isinstance(entity, Payment):
+        return "payment", entity.id
+    if isinstance(entity, ApiKey):
+        return "api_key", entity.key_hash
+    if isinstance(entity, SettingsDoc):
+        return "settings", entity.name
+    raise TypeError(type(entity).__name__)
+
+
+class FakeLedger(Ledger):
+    def __init__(self) -> None:
+        self.entities: dict[tuple[str, str], Any] = {}
+        self.counters: dict[str, int] = {}
+        self.idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
+        self.audit: list[AuditEntry] = []
+        self.outbox: dict[str, dict[str, Any]] = {}
+        self.dead: list[OutboxMessage] = []
+        self.commits = 0
+        self._lock = threading.RLock()
+
+    # -- reads --------------------------------------------------------------------------------
+    def _get(self, kind: str, ident: str) -> Any:
+        with self._lock:
+            entity = self.entities.get((kind, ident))
+        if entity is None:
+            raise NotFound(f"{kind} {ident} does not exist", code=f"{kind}_not_found")
+        return entity
+
+    def get_customer(self, customer_id: str) -> Customer:
+        return self._get("customer", customer_id)
+
+    def get_invoice(self, invoice_id: str) -> Invoice:
+        return self._get("invoice", invoice_id)
+
+    def get_invoices(self, invoice_ids: Iterable[str]) -> dict[str, Invoice]:
+        with self._lock:
+            return {i: self.entities[("invoice", i)] for i in invoice_ids if ("invoice", i) in self.entities}
+
+    def get_payment(self, payment_id: str) -> Payment:
+        return self._get("payment", payment_id)
+
+    def get_counter(self, key: str) -> int:
+        return self.counters.get(key, 0)
+
+    def get_settings(self, name: str) -> SettingsDoc | None:
+        return self.entities.get(("settings", name))
+
+    def get_api_key(self, key_hash: str) -> ApiKey | None:
+        return self.entities.get(("api_key", key_hash))
+
+    def list_api_keys(self) -> list[ApiKey]:
+        keys = [e for (k, _), e in self.entities.items() if k == "api_key"]
+        return sorted(keys, key=lambda k: k.created_at, reverse=True)
+
+    def get_idempotency(self, scope: str, key: str) -> IdempotencyRecord | None:
+        return self.idempotency.get((scope, key))
+
+    def _all(self, kind: str) -> list[Any]:
+        with self._lock:
+            return [e for (k, _), e in self.entities.items() if k == kind]
+
+    @staticmethod
+    def _paginate(items: list[Any], sort_key: Callable[[Any], Any], limit: int, cursor: str | None,
+                  reverse: bool = False) -> Page[Any]:
+        ordered = sorted(items, key=sort_key, reverse=reverse)
+        start = 0
+        if cursor:
+            try:
+                start = int(json.loads(base64.urlsafe_b64decode(cursor.encode() + b"==="))["offset"])
+            except (ValueError, KeyError, TypeError):
+                raise BadRequest("cursor is not valid", field="cursor", code="invalid_cursor") from None
+        page = ordered[start:start + limit]
+        more = start + limit < len(ordered)
+        nxt = base64.urlsafe_b64encode(json.dumps({"offset": start + limit}).encode()).decode() if more else None
+        return Page(items=page, next_cursor=nxt, scanned=len(page))
+
+    def list_customers(self, *, limit: int = 50, cursor: str | None = None) -> Page[Customer]:
+        return self._paginate(self._all("customer"), lambda c: (c.name.casefold()[:80], c.id), limit, cursor)
+
+    def query_invoices(self, query: InvoiceQuery, today: date) -> Page[Invoice]:
+        items = self._all("invoice")
+        if query.customer_id:
+            items = [i for i in items if i.customer_id == query.customer_id]
+        if query.status:
+            items = [i for i in items if i.status == query.status]
+        if query.due_before:
+            items = [i for i in items if i.due_date and i.due_date < query.due_before]
+        if query.due_after:
+            items = [i for i in items if i.due_date and i.due_date > query.due_after]
+        if query.customer_id:
+            return self._paginate(items, lambda i: ((i.issue_date or i.created_at.date()), i.id), query.limit,
+                                  query.cursor, reverse=True)
+        if query.status in (None, OPEN) and (query.status == OPEN or query.due_before or query.due_after):
+            items = [i for i in items if i.status == OPEN]
+            return self._paginate(items, lambda i: (i.due_date, i.id), query.limit, query.cursor)
+        return self._paginate(items, lambda i: (i.created_at, i.id), query.limit, query.cursor, reverse=True)
+
+    def query_payments(self, query: PaymentQuery) -> Page[Payment]:
+        items = self._all("payment")
+        if query.customer_id:
+            items = [p for p in items if p.customer_id == query.customer_id]
+        if query.unapplied is not None:
+            items = [p for p in items if p.unapplied.is_positive == query.unapplied]
+        if query.received_from:
+            items = [p for p in items if p.received_on >= query.received_from]
+        if query.received_to:
+            items = [p for p in items if p.received_on <= query.received_to]
+        return self._paginate(items, lambda p: (p.received_on, p.id), query.limit, query.cursor, reverse=True)
+
+    def list_audit(self, *, entity_type: str | None = None, entity_id: str | None = None, day: date | None = None,
+                   limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]:
+        if entity_type and entity_id:
+            items = [a for a in self.audit if a.entity_type == entity_type and a.entity_id == entity_id]
+        elif day is not None:
+            items = [a for a in self.audit if a.at.date() == day]
+        else:
+            raise ValidationError("give entity_type and entity_id, or a day (YYYY-MM-DD)", field="day")
+        return self._paginate(items, lambda a: (a.at, a.id), limit, cursor, reverse=True)
+
+    # -- writes -------------------------------------------------------------------------------
+    def commit(self, uow: UnitOfWork) -> None:
+        with self._lock:
+            failed: list[str] = []
+            for op in uow.operations:
+                if isinstance(op, EntityPut):
+                    current = self.entities.get(_entity_key(op.entity))
+                    if op.expected_version is None and current is not None:
+                        failed.append(_entity_key(op.entity)[0])
+                    elif op.expected_version is not None and (current is None or
+                                                              current.version != op.expected_version):
+                        failed.append(_entity_key(op.entity)[0])
+                elif isinstance(op, CounterPut):
+                    if self.counters.get(op.key, 0) != op.expected:
+                        failed.append("counter")
+                elif isinstance(op, RecordPut) and isinstance(op.record, IdempotencyRecord):
+                    if (op.record.scope, op.record.key) in self.idempotency:
+                        failed.append("idempotency")
+            if failed:
+                raise CommitConflict("the records changed while this request was processed; retry it",
+                                     idempotency="idempotency" in failed, failed=failed)
+            for op in uow.operations:
+                if isinstance(op, EntityPut):
+                    self.entities[_entity_key(op.entity)] = op.entity
+                elif isinstance(op, CounterPut):
+                    self.counters[op.key] = op.value
+                elif isinstance(op, RecordPut):
+                    rec = op.record
+                    if isinstance(rec, IdempotencyRecord):
+                        self.idempotency[(rec.scope, rec.key)] = rec
+                    elif isinstance(rec, AuditEntry):
+                        self.audit.append(rec)
+                    elif isinstance(rec, OutboxMessage):
+                        self.outbox[rec.id] = {"message": rec, "lease_until": None}
+            self.commits += 1
+
+    # -- outbox -------------------------------------------------------------------------------
+    def pending_outbox(self, now: datetime, limit: int = 100) -> list[OutboxMessage]:
+        with self._lock:
+            ready = [v["message"] for v in self.outbox.values()
+                     if (v["message"].not_before is None or v["message"].not_before <= now)
+                     and (v["lease_until"] is None or v["lease_until"] < now)]
+        return sorted(ready, key=lambda m: m.created_at)[:limit]
+
+    def claim_outbox(self, message: OutboxMessage, lease_until: datetime) -> bool:
+        with self._lock:
+            entry = self.outbox.get(message.id)
+            if entry is None or entry["message"].attempts != message.attempts:
+                return False
+            entry["lease_until"] = lease_until
+            entry["message"] = _bump(entry["message"])
+            return True
+
+    def complete_outbox(self, message: OutboxMessage) -> None:
+        with self._lock:
+            self.outbox.pop(message.id, None)
+
+    def retry_outbox(self, message: OutboxMessage, error: str, not_before: datetime) -> None:
+        from dataclasses import replace
+
+        with self._lock:
+            entry = self.outbox[message.id]
+            entry["message"] = replace(entry["message"], last_error=error, not_before=not_before)
+            entry["lease_until"] = None
+
+    def dead_letter_outbox(self, message: OutboxMessage, error: str) -> None:
+        from dataclasses import replace
+
+        with self._lock:
+            self.outbox.pop(message.id, None)
+            self.dead.append(replace(message, last_error=error))
+
+    def list_dead_letters(self, limit: int = 100) -> list[OutboxMessage]:
+        return self.dead[:limit]
+
+    def outbox_topics(self) -> list[str]:
+        return [v["message"].topic for v in self.outbox.values()]
+
+
+def _bump(message: OutboxMessage) -> OutboxMessage:
+    from dataclasses import replace
+
+    return replace(message, attempts=message.attempts + 1)
+
+
+class RecordingPublisher(EventPublisher):
+    def __init__(self, fail_times: int = 0) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.fail_times = fail_times
+
+    def publish(self, events: Sequence[dict[str, Any]]) -> None:
+        if self.fail_times > 0:
+            self.fail_times -= 1
+            raise RuntimeError("bus unavailable")
+        self.events.extend(events)
