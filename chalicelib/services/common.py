@@ -13,12 +13,15 @@ from .ports import CommitConflict, IdempotencyRecord, Ledger
 T = TypeVar("T")
 
 
-def with_retries(run: Callable[[], T], *, deadline_s: float = 20.0, max_attempts: int = 200) -> T:
+def with_retries(run: Callable[[], T], *, deadline_s: float = 25.0, max_attempts: int = 200,
+                 only: tuple[str, ...] | None = None) -> T:
     """Run a use case, retrying on optimistic-lock conflicts with jittered backoff.
 
     Each attempt re-reads what it needs, so business rules are re-checked
     against the state that finally commits. Idempotency conflicts are not
-    retried: they mean "this request already happened".
+    retried: they mean "this request already happened". With ``only``, just
+    conflicts on those record kinds are retried here (an outer loop handles
+    the others).
     """
     start = time.monotonic()
     attempt = 0
@@ -29,7 +32,9 @@ def with_retries(run: Callable[[], T], *, deadline_s: float = 20.0, max_attempts
         except CommitConflict as exc:
             if exc.idempotency or attempt >= max_attempts or time.monotonic() - start > deadline_s:
                 raise
-            time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** min(attempt, 6))))
+            if only is not None and (not exc.failed or set(exc.failed) - set(only)):
+                raise
+            time.sleep(random.uniform(0, min(1.0, 0.01 * 2 ** min(attempt, 7))))
 
 
 @dataclass(frozen=True)

@@ -104,31 +104,39 @@ class InvoiceService:
                     + (f" as {draft.number}" if draft.number else "") + ": only drafts can be issued",
                     code="already_issued")
             customer = self._ledger.get_customer(draft.customer_id)
-            now = self._clock.now()
-            issue_date = self._clock.today(seller.timezone)
-            series = seller.credit_note_prefix if draft.kind == CREDIT_NOTE else seller.invoice_prefix
-            key = counter_key(series, issue_date.year)
-            last = self._ledger.get_counter(key)
-            number = format_number(series, issue_date.year, last + 1)
-            issued = draft.issue(number=number, series=key, issue_date=issue_date,
-                                 terms=draft.payment_terms or customer.payment_terms, eom_mode=seller.eom_mode,
-                                 jurisdiction=seller.jurisdiction, seller=seller.identity(),
-                                 buyer=customer.identity(), now=now)
-            uow = UnitOfWork(actor=actor, now=now)
-            for hook in self.hooks.on_issue:
-                issued = hook(issued, customer, seller, uow)
-            uow.advance_counter(key, expected=last, value=last + 1)
-            saved = uow.save(issued)
-            before, after = diff(draft.to_dict(), saved.to_dict())
-            uow.audit("invoice.issue", "invoice", invoice_id, before, after)
-            uow.emit("event", invoice_event("invoice.issued", saved, now))
-            if idempotency:
-                uow.claim_idempotency(idempotency.record("invoice.issue", saved.id, now))
-            self._ledger.commit(uow)
-            return saved
+            # Only the counter moves under contention: when it alone made the
+            # commit fail, re-read it and try the next number without
+            # re-reading the draft and the customer.
+            return with_retries(lambda: self._number_and_commit(draft, customer, seller, actor, idempotency),
+                                only=("counter",))
 
         invoice, _ = idempotent(self._ledger, idempotency, "invoice.issue", run, self._ledger.get_invoice)
         return invoice
+
+    def _number_and_commit(self, draft: Invoice, customer: Customer, seller: SellerProfile, actor: Actor,
+                           idempotency: IdempotencyRequest | None) -> Invoice:
+        now = self._clock.now()
+        issue_date = self._clock.today(seller.timezone)
+        series = seller.credit_note_prefix if draft.kind == CREDIT_NOTE else seller.invoice_prefix
+        key = counter_key(series, issue_date.year)
+        last = self._ledger.get_counter(key)
+        number = format_number(series, issue_date.year, last + 1)
+        issued = draft.issue(number=number, series=key, issue_date=issue_date,
+                             terms=draft.payment_terms or customer.payment_terms, eom_mode=seller.eom_mode,
+                             jurisdiction=seller.jurisdiction, seller=seller.identity(),
+                             buyer=customer.identity(), now=now)
+        uow = UnitOfWork(actor=actor, now=now)
+        for hook in self.hooks.on_issue:
+            issued = hook(issued, customer, seller, uow)
+        uow.advance_counter(key, expected=last, value=last + 1)
+        saved = uow.save(issued)
+        before, after = diff(draft.to_dict(), saved.to_dict())
+        uow.audit("invoice.issue", "invoice", draft.id, before, after)
+        uow.emit("event", invoice_event("invoice.issued", saved, now))
+        if idempotency:
+            uow.claim_idempotency(idempotency.record("invoice.issue", saved.id, now))
+        self._ledger.commit(uow)
+        return saved
 
     # -- reads --------------------------------------------------------------------------------
     def get(self, invoice_id: str) -> Invoice:

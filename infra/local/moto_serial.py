@@ -13,6 +13,7 @@ weakening the application's use of transactions.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -39,11 +40,53 @@ class SerializedApp:
                     close()
 
 
+def _copy_each_table_once_per_transaction() -> None:
+    """moto backs up the whole table once *per item* of a TransactWriteItems
+    (4 deep copies for a 4-item transaction). One backup per table is the same
+    rollback state; this keeps local transactions ~4x cheaper. Safe here
+    because requests are serialized."""
+    import copy as _copy
+
+    import moto.dynamodb.models as dynamodb_models
+    from moto.dynamodb.models.table import Table
+
+    class _OnceCopy:
+        cache: dict[int, Any] | None = None
+
+        def deepcopy(self, obj: Any, memo: Any = None) -> Any:
+            if self.cache is not None and isinstance(obj, Table):
+                if id(obj) not in self.cache:
+                    self.cache[id(obj)] = _copy.deepcopy(obj)
+                return self.cache[id(obj)]
+            return _copy.deepcopy(obj, memo)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(_copy, name)
+
+    shim = _OnceCopy()
+    dynamodb_models.copy = shim  # type: ignore[attr-defined]
+    original = dynamodb_models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: Any) -> Any:
+        shim.cache = {}
+        try:
+            return original(self, transact_items)
+        finally:
+            shim.cache = None
+
+    dynamodb_models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 def build_server(host: str, port: int) -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
+    _copy_each_table_once_per_transaction()
     app = SerializedApp(DomainDispatcherApplication(create_backend_app))
-    return make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    # Idle keep-alive connections must not hold up a stop.
+    server.daemon_threads = True
+    server.block_on_close = False
+    return server
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         server.server_close()
+        # moto keeps non-daemon helper threads; nothing is left to flush (state is in memory).
+        os._exit(0)
 
 
 if __name__ == "__main__":
