@@ -336,7 +336,7 @@ def accrue_interest(principal: Money, start: date, end: date, *, rates: Referenc
     no period and zero. Raises :class:`PenaltyRateUnavailable` for an uncovered half-year.
     """
     currency = principal.currency
-    if end < start or principal.amount <= 0:
+    if end < start:
         return (), Money.zero(currency)
     base = principal.to_decimal()
     raw: list[tuple[date, date, str, int, Decimal, str, Decimal, int, Decimal, bool]] = []
@@ -383,8 +383,10 @@ def compute_late_penalties(principal: Money, due_date: date, until: date, *,
                                         seller_rate=seller_rate)
     late = days_late > 0 and principal.amount > 0
     lines = []
-    if not late:
+    if days_late == 0:
         lines.append(f"not late on {until.isoformat()} (due {due_date.isoformat()}): no penalty, no indemnity")
+    elif not late:
+        lines.append("nothing due on the invoice: no penalty, no indemnity")
     else:
         how = ("legal default: ECB main refinancing rate in force on 1 January / 1 July + "
                f"{rates.margin_points.normalize():f} points" if seller_rate is None
