@@ -362,10 +362,12 @@ class PromiseToPay:
 def promise_status(promise: PromiseToPay, payments: Sequence[tuple[date, Money]], *, today: date) -> str:
     """``kept`` once the promised amount is received from ``made_on`` to ``promised_date``
     (both included); ``broken`` once ``today`` is after the promised date without that;
-    else ``active``. Payments in another currency than the promise's are ignored.
+    else ``active``. Payments in another currency than the promise's, or dated after
+    ``today`` (replays), are ignored.
     """
     received = sum(m.amount for d, m in payments
-                   if m.currency == promise.amount.currency and promise.made_on <= d <= promise.promised_date)
+                   if m.currency == promise.amount.currency
+                   and promise.made_on <= d <= min(promise.promised_date, today))
     if received >= promise.amount.amount:
         return KEPT
     if today > promise.promised_date:
