@@ -30,6 +30,8 @@ def count(name: str, value: float = 1) -> None:
 
 def flush() -> None:
     """Emit collected metrics (called once per request / event by the handlers)."""
+    if not metrics.metric_set:
+        return
     try:
         metrics.flush_metrics()
     except Exception:  # noqa: BLE001 - metrics must never fail a request
