@@ -223,7 +223,8 @@ class ReferenceRates:
             except ValueError:
                 as_of = None
             if as_of is None:
-                raise ValidationError(f"{prefix}as_of must be an ISO date such as \"2026-07-01\"", field=prefix + "as_of")
+                raise ValidationError(f"{prefix}as_of must be an ISO date such as \"2026-07-01\"",
+                                      field=prefix + "as_of")
         margin = _rate(data.get("margin_points", "10"), prefix + "margin_points")
         multiplier = _rate(data.get("floor_multiplier", "3"), prefix + "floor_multiplier")
         if margin < 0 or multiplier < 0:
