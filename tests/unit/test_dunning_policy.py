@@ -13,6 +13,9 @@ from typing import Callable
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from chalicelib.domain.dunning import (CALL_TASK, CHARGEBACK_OPEN, COLLECTION_PENDING, COMPLETED, DEFAULT_POLICY,
                                        DEFERRED, DISPUTE_OPEN, EMAIL, LETTER, PAUSED, PROMISE_ACTIVE, SEND, SMS,
@@ -507,3 +510,75 @@ def test_grouping_refuses_another_customer_s_invoice():
     d = decide(other, settings(customer_id="cus-2"), DEFAULT_POLICY, OCCASIONAL_LATE, now=paris(date(2026, 3, 27)))
     with pytest.raises(ValidationError):
         plan_messages(settings(), [(other, d)])
+
+
+# -- from the real Invoice ----------------------------------------------------------------------
+
+def test_state_from_an_issued_invoice():
+    from chalicelib.domain.invoice import new_draft
+    from chalicelib.domain.terms import PaymentTerms
+    now = datetime(2026, 2, 14, 9, 0, tzinfo=UTC)
+    inv = new_draft("inv_1", {"customer_id": "cus-1", "lines": [
+        {"description": "Conseil", "quantity": "1", "unit_price": "1000.00", "vat_rate": "20"}]},
+        customer_currency="EUR", now=now).issue(
+        number="F2026-000001", series="F#2026", issue_date=date(2026, 2, 14), terms=PaymentTerms("net", 30),
+        eom_mode="days_then_end_of_month", jurisdiction="FR", seller={}, buyer={}, now=now)
+    state = InvoiceDunningState.from_invoice(inv)
+    assert (state.due_date, state.amount_due, state.dispute_status, state.collection_status) == (
+        DUE, Money(120000, "EUR"), "none", "none")
+    assert decide(state, settings(), DEFAULT_POLICY, NEW, now=paris(date(2026, 3, 17), 9)).step.key == \
+        "friendly_reminder"
+    paid = InvoiceDunningState.from_invoice(inv.apply_payment(Money(120000, "EUR"), now))
+    assert decide(paid, settings(), DEFAULT_POLICY, NEW, now=paris(date(2026, 3, 17))).stop_reason == STOP_PAID
+
+
+# -- properties over random downtime and pauses ---------------------------------------------------
+
+_toggles = st.lists(st.tuples(st.integers(min_value=0, max_value=60 * 24 - 1),
+                              st.sampled_from(["dispute", "resolve", "sepa", "sepa_failed", "down", "up"])),
+                    max_size=6)
+
+
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([RELIABLE, OCCASIONAL_LATE, CHRONIC_LATE]), _toggles, st.booleans(), st.booleans())
+def test_random_replays_send_each_channel_once_in_ladder_order(profile, toggles, weekends, opt_out):
+    cfg = settings(sms_on_weekends=weekends, opt_out=opt_out)
+    start = datetime.combine(date(2026, 3, 1), time(0, 0), tzinfo=PARIS).astimezone(UTC)
+    changes = {
+        "dispute": lambda s: replace(s, dispute_status="open"),
+        "resolve": lambda s: replace(s, dispute_status="rejected"),
+        "sepa": lambda s: replace(s, collection_status="pending"),
+        "sepa_failed": lambda s: replace(s, collection_status="failed"),
+    }
+    events = {start + timedelta(hours=h): kind for h, kind in toggles}
+    state, indexed, up = invoice(), start, True
+    sends: list[tuple[datetime, str, str]] = []
+    t = start
+    while t < start + timedelta(days=60):
+        kind = events.get(t)
+        if kind in changes:
+            state, indexed = changes[kind](state), t
+        elif kind in ("down", "up"):
+            up = kind == "up"
+        if up and indexed is not None and indexed <= t:
+            d = decide(state, cfg, DEFAULT_POLICY, profile, now=t)
+            for c in d.channels_now:
+                sends.append((t, d.step.key, c))
+                state = replace(state, sent=state.sent + (SentRecord(d.step.key, c, t),))
+            indexed = d.next_action_at
+            if d.outcome == PAUSED:
+                assert not d.channels_now
+        t += timedelta(hours=1)
+    pairs = [(k, c) for _, k, c in sends]
+    assert len(pairs) == len(set(pairs)), "a channel of a step was sent twice"
+    order = [s.key for s in DEFAULT_POLICY.steps]
+    indices = [order.index(k) for k, _ in pairs]
+    assert indices == sorted(indices), "the ladder went backwards"
+    for when, key, channel in sends:
+        if key == "courtesy_notice":
+            assert when.astimezone(PARIS).date() <= DUE, "stale courtesy notice"
+        if channel == SMS:
+            assert 8 <= when.astimezone(PARIS).hour < 20
+            assert weekends or when.astimezone(PARIS).weekday() < 5
+        if opt_out:
+            assert channel == CALL_TASK
