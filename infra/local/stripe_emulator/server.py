@@ -450,7 +450,8 @@ class EmulatorServer:
         self.port = int(self.httpd.server_address[1])
         self.url = f"http://{host}:{self.port}"
         self.emulator.base_url = self.url
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="stripe-emulator-http", daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="stripe-emulator-http", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
