@@ -610,11 +610,16 @@ class InvoiceDunningState:
     @classmethod
     def from_invoice(cls, invoice: Any, *, sent: Iterable[SentRecord] = (), promises: Iterable[PromiseToPay] = (),
                      chargeback_open: bool = False, overdue_event_emitted: bool = False) -> InvoiceDunningState:
-        """Build from a :class:`~chalicelib.domain.invoice.Invoice` plus the dunning records kept beside it."""
+        """Build from a :class:`~chalicelib.domain.invoice.Invoice` plus the dunning records kept beside it.
+
+        A chargeback counts as open when ``chargeback_open`` is passed or the invoice's
+        ``chargeback_status`` (where the invoice carries one) is ``open``.
+        """
+        chargeback = chargeback_open or getattr(invoice, "chargeback_status", "none") == "open"
         return cls(invoice_id=invoice.id, customer_id=invoice.customer_id, status=invoice.status,
                    due_date=invoice.due_date, amount_due=invoice.amount_due, number=invoice.number,
                    issue_date=invoice.issue_date, sent=tuple(sent), dispute_status=invoice.dispute_status or "none",
-                   chargeback_open=chargeback_open, collection_status=invoice.collection_status or "none",
+                   chargeback_open=chargeback, collection_status=invoice.collection_status or "none",
                    promises=tuple(promises), overdue_event_emitted=overdue_event_emitted)
 
 
@@ -868,8 +873,6 @@ def _step_line(step: EffectiveStep, due: date, policy: DunningPolicy, tz: str, l
     d = step.date_for(due)
     line = (f"{label}: {step.key} ({step.tone}, template {step.template}) on day {_signed(step.offset_days)} "
             f"from the due date {due.isoformat()} = {d.isoformat()} {policy.send_time:%H:%M} ({tz})")
-    if step.shift_days:
-        line += f", policy day {_signed(step.base_offset_days)} shifted {_signed(step.shift_days)}"
     if step.notes:
         line += "; " + "; ".join(step.notes)
     return line

@@ -237,7 +237,7 @@ def test_why_this_customer_got_this_step():
     assert d.outcome == SEND and d.step.key == "firm_reminder" and d.profile == CHRONIC_LATE
     text = "\n".join(d.explanation)
     assert "payer profile chronic_late" in text and "average 30.00 days late > 15" in text
-    assert "policy day +10 shifted -5" in text and "2026-03-21 09:00" in text
+    assert "offset shifted -5 days for chronic_late payers (day +10 -> +5)" in text and "2026-03-21 09:00" in text
     assert d.to_dict()["step"]["base_offset_days"] == 10
 
 
