@@ -372,6 +372,16 @@ def test_idempotency_keys_replay_and_refuse_other_parameters(client: stripe.Stri
     assert pi.status == "requires_payment_method"
 
 
+def test_updates_unset_metadata_keys_and_carry_previous_attributes(
+        client: stripe.StripeClient, em: EmulatorHandle, receiver: Receiver) -> None:
+    customer = client.v1.customers.create(params={"email": "a@example.com", "metadata": {"a": "1", "b": "2"}})
+    updated = client.v1.customers.update(customer.id, params={"metadata": {"a": ""}, "name": "Atelier"})
+    assert (updated.metadata.to_dict(), updated.name) == ({"b": "2"}, "Atelier")
+    events = receiver.wait_types("customer.updated")
+    previous = next(e for e in events if e["type"] == "customer.updated")["data"]["previous_attributes"]
+    assert previous.to_dict() == {"metadata": {"a": "1", "b": "2"}, "name": None}
+
+
 # -- payment link -> checkout -> card --------------------------------------------------------
 def test_payment_link_card_payment_emits_signed_events_with_the_link_metadata(
         client: stripe.StripeClient, em: EmulatorHandle, receiver: Receiver) -> None:

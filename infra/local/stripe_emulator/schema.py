@@ -15,6 +15,7 @@ import difflib
 import importlib
 import re
 import sys
+import types
 import typing
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -86,7 +87,7 @@ def node_for(tp: Any) -> Node:
     node = Node()
     if origin in (typing.Required, typing.NotRequired):
         return node_for(args[0])
-    if origin is Union or (sys.version_info >= (3, 10) and origin is __import__("types").UnionType):
+    if origin is Union or origin is types.UnionType:
         for arg in args:
             if arg is type(None):
                 continue
@@ -206,7 +207,8 @@ def _validate(node: Node, value: Any, path: list[str], errors: _Errors) -> Any:
                                                  code="parameter_missing", param=missing))
         return out
     if node.map_value is not None:
-        return {k: _validate(node.map_value, v, [*path, k], errors) for k, v in value.items()}
+        # metadata[key]="" unsets that key
+        return {k: UNSET if v == "" else _validate(node.map_value, v, [*path, k], errors) for k, v in value.items()}
     if "any" in node.kinds:
         return value
     kind = "array" if node.list_item else _kind_name(node)
