@@ -301,7 +301,7 @@ def build_model(invoice: Invoice, context: DocumentContext) -> DocumentModel:
     penalty_text = (fmt.t("penalty.rate", rate=fmt.decimal(Decimal(str(penalty_rate)), 4))
                     if penalty_rate is not None else fmt.t("penalty.legal"))
     indemnity_money = _money(indemnity) or LEGAL_INDEMNITY
-    indemnity_text = fmt.t("indemnity", amount=fmt.money(indemnity_money))
+    indemnity_text = fmt.t("indemnity", amount=fmt.money_compact(indemnity_money))
     discount_value = _discount(discount)
     discount_text = (fmt.t("discount", rate=fmt.decimal(discount_value.rate, 2), days=discount_value.days)
                      if discount_value else fmt.t("no_discount"))
@@ -358,7 +358,7 @@ def _seller_party(seller: Mapping[str, Any], fmt: Formatter, out_of_scope: bool)
     capital = seller.get("share_capital")
     if legal_form and capital:
         cap = Money.parse(str(capital), seller.get("share_capital_currency") or "EUR")
-        info.append(f"{legal_form} {fmt.t('capital', amount=fmt.money(cap))}")
+        info.append(f"{legal_form} {fmt.t('capital', amount=fmt.money_compact(cap))}")
     elif legal_form:
         info.append(legal_form)
     if seller.get("rcs"):

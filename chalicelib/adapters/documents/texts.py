@@ -226,6 +226,17 @@ class Formatter:
     def money(self, amount: Money) -> str:
         return self.amount(amount.to_decimal(), amount.currency)
 
+    def money_compact(self, amount: Money) -> str:
+        """Whole amounts without decimals (40 €, 50 000 €), others as :meth:`money`."""
+        value = amount.to_decimal()
+        if value != value.to_integral_value():
+            return self.money(amount)
+        from babel.numbers import format_currency
+
+        pattern = _currency_pattern(self.language).replace("0.00", "0")
+        return format_currency(value, amount.currency, format=pattern, locale=_locale(self.language),
+                               currency_digits=False)
+
     def amount(self, value: Decimal, currency: str, *, max_decimals: int | None = None) -> str:
         """A currency amount; ``max_decimals`` keeps up to that many (unit prices have 4)."""
         from babel.numbers import format_currency
