@@ -300,12 +300,21 @@ def test_unknown_parameters_are_rejected_like_stripe(client: stripe.StripeClient
     with pytest.raises(stripe.InvalidRequestError) as raised:
         client.v1.customers.create(params={"email": "a@example.com", "foo": {"bar": "x"}})  # type: ignore[typeddict-unknown-key]
     assert raised.value.code == "parameter_unknown" and raised.value.param == "foo"
-    # and parameters of another API version are unknown too, with a hint
+    # and a near miss gets Stripe's hint
     with pytest.raises(stripe.InvalidRequestError) as raised:
         client.v1.checkout.sessions.create(params={  # type: ignore[typeddict-unknown-key]
-            "mode": "payment", "line_items": [price_data_item()], "payment_method_types": ["card"]})
-    assert raised.value.param == "payment_method_types"
-    assert "Did you mean allowed_payment_method_types?" in str(raised.value.user_message)
+            "mode": "payment", "line_items": [price_data_item()], "succes_url": "https://example.com/ok"})
+    assert raised.value.param == "succes_url"
+    assert str(raised.value.user_message).endswith("Did you mean success_url?")
+    # and what the pinned API version removed is refused with the documented code
+    for create in (lambda: client.v1.checkout.sessions.create(params={  # type: ignore[typeddict-unknown-key]
+                       "mode": "payment", "line_items": [price_data_item()], "payment_method_types": ["card"]}),
+                   lambda: client.v1.payment_intents.create(params={  # type: ignore[typeddict-unknown-key]
+                       "amount": 1000, "currency": "eur", "payment_method_types": ["sepa_debit"]})):
+        with pytest.raises(stripe.InvalidRequestError) as raised:
+            create()
+        assert (raised.value.code, raised.value.param) == ("payment_method_types_no_longer_supported",
+                                                           "payment_method_types")
 
 
 def test_missing_and_invalid_parameters_are_rejected(client: stripe.StripeClient, em: EmulatorHandle) -> None:

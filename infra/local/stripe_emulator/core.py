@@ -544,17 +544,16 @@ class Emulator:
 
     def _payment_method_types(self, requested: list[str] | None, excluded: list[str] | None, currency: str | None,
                               param: str) -> list[str]:
-        for i, kind in enumerate(requested or []):
-            if kind not in SUPPORTED_PAYMENT_METHODS:
-                raise invalid(f"The payment method type `{kind}` is not emulated: the emulator supports "
-                              f"{', '.join(SUPPORTED_PAYMENT_METHODS)}.", f"{param}[{i}]")
-        if requested and "sepa_debit" in requested and currency not in (None, "eur"):
-            raise invalid(f"The payment method `sepa_debit` only supports `eur`; this request uses "
-                          f"`{currency}`.", param)
+        """The computed ``payment_method_types``: the account's dynamic methods (card, plus SEPA in eur)
+        filtered by ``requested`` (``allowed_payment_method_types`` silently drops what is not
+        compatible or not enabled) minus ``excluded``; an empty result is an error."""
         dynamic = ["card"] + (["sepa_debit"] if currency in (None, "eur") else [])
-        types = [t for t in (requested or dynamic) if t not in (excluded or [])]
+        types = [t for t in (requested if requested is not None else dynamic)
+                 if t in dynamic and t not in (excluded or [])]
         if not types:
-            raise invalid("No valid payment method types for this request.", param)
+            raise invalid(f"None of the requested payment method types can be used here: the emulator offers "
+                          f"{', '.join(dynamic)} for currency {currency or 'eur'}.", param,
+                          code="payment_method_unactivated")
         return types
 
     # == payment links ====================================================================
@@ -603,8 +602,13 @@ class Emulator:
                 link["payment_intent_data"] = current
         if "payment_method_types" in p:
             types = p["payment_method_types"]
-            if types is not None:
-                self._payment_method_types(types, None, link["currency"], "payment_method_types")
+            for i, kind in enumerate(types or []):
+                if kind not in SUPPORTED_PAYMENT_METHODS:
+                    raise invalid(f"The payment method type `{kind}` is not emulated: the emulator supports "
+                                  f"{', '.join(SUPPORTED_PAYMENT_METHODS)}.", f"payment_method_types[{i}]")
+                if kind == "sepa_debit" and link["currency"] != "eur":
+                    raise invalid(f"The payment method `sepa_debit` only supports `eur`; this link uses "
+                                  f"`{link['currency']}`.", f"payment_method_types[{i}]")
             link["payment_method_types"] = types
         for key in ("active", "inactive_message", "customer_creation", "submit_type", "allow_promotion_codes",
                     "billing_address_collection", "custom_fields", "custom_text", "phone_number_collection",
@@ -1035,10 +1039,10 @@ class Emulator:
                 if p.get(key) not in (None, False):
                     raise invalid(f"You can only pass `{key}` when `confirm` is true.", key)
         allowed = p.get("allowed_payment_method_types")
-        for i, kind in enumerate(allowed or []):
-            if kind not in SUPPORTED_PAYMENT_METHODS:
-                raise invalid(f"The payment method type `{kind}` is not emulated: the emulator supports "
-                              f"{', '.join(SUPPORTED_PAYMENT_METHODS)}.", f"allowed_payment_method_types[{i}]")
+        if allowed is not None and p.get("excluded_payment_method_types") is not None:
+            raise StripeApiError(400, "You may only specify one of these parameters: allowed_payment_method_types, "
+                                      "excluded_payment_method_types.", code="parameters_exclusive",
+                                 param="allowed_payment_method_types")
         pm = None
         if p.get("payment_method"):
             pm = self._get("payment_method", p["payment_method"], "payment_method", 400, "PaymentMethod")
@@ -1049,8 +1053,8 @@ class Emulator:
                   setup_future_usage=p.get("setup_future_usage"), transfer_group=p.get("transfer_group"),
                   capture_method=p.get("capture_method") or "automatic", allowed_payment_method_types=allowed,
                   excluded_payment_method_types=p.get("excluded_payment_method_types"))
-        pi["payment_method_types"] = [t for t in (allowed or self._dynamic_types(currency))
-                                      if t not in (p.get("excluded_payment_method_types") or [])]
+        pi["payment_method_types"] = self._payment_method_types(allowed, p.get("excluded_payment_method_types"),
+                                                                currency, "allowed_payment_method_types")
         if pi["capture_method"] != "automatic":
             raise invalid("The emulator only supports capture_method=automatic.", "capture_method")
         self._metadata(pi["metadata"], p)
@@ -1064,10 +1068,6 @@ class Emulator:
         if p.get("confirm"):
             self._confirm(pi, pm, p, ctx)
         return pi
-
-    @staticmethod
-    def _dynamic_types(currency: str) -> list[str]:
-        return ["card", "sepa_debit"] if currency == "eur" else ["card"]
 
     def _resolve_pm_for_confirm(self, pi: dict[str, Any], pm: dict[str, Any] | None,
                                 customer: dict[str, Any] | None) -> dict[str, Any]:

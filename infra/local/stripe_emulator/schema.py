@@ -150,12 +150,28 @@ class _Errors:
         return None
 
 
+# Parameters removed by the pinned API version, with the error Stripe documents for them
+# (changelog 2026-09-30.endive: "Removes the payment method types parameter from Payment
+# Intents and Setup Intents" / "... from Checkout Sessions").
+REMOVED_PARAMS: dict[str, dict[str, tuple[str, str]]] = {
+    name: {"payment_method_types": (
+        "payment_method_types_no_longer_supported",
+        "payment_method_types is no longer supported on this API version: use allowed_payment_method_types "
+        "(a filter on dynamic payment methods) or excluded_payment_method_types.")}
+    for name in ("checkout.SessionCreateParams", "PaymentIntentCreateParams", "PaymentIntentUpdateParams",
+                 "PaymentIntentConfirmParams")
+}
+
+
 def validate_params(dotted_class: str, tree: dict[str, Any]) -> dict[str, Any]:
     """Check ``tree`` (from formdata) against the params class; return converted values.
 
-    Raises the first problem as Stripe would: unknown parameters first, then missing
-    required ones, then invalid values.
+    Raises the first problem as Stripe would: parameters this API version removed, unknown
+    parameters, then missing required ones, then invalid values.
     """
+    for key, (code, message) in REMOVED_PARAMS.get(dotted_class, {}).items():
+        if key in tree:
+            raise StripeApiError(400, message, code=code, param=key)
     errors = _Errors()
     root = Node(obj=params_class(dotted_class))
     result = _validate(root, tree, [], errors)
