@@ -17,7 +17,7 @@ from .errors import StripeApiError
 from .server import EmulatorServer
 from .webhooks import DEFAULT_RETRY_DELAYS
 
-__all__ = ["EmulatorHandle", "Emulator", "StripeApiError", "start_emulator"]
+__all__ = ["Emulator", "EmulatorHandle", "RequestContext", "StripeApiError", "start_emulator"]
 
 
 class EmulatorHandle:

@@ -288,7 +288,7 @@ class Emulator:
             raise invalid(f"Invalid positive integer: {param} must be an integer greater than "
                           f"{'or equal to ' if allow_zero else ''}0.", param, code="parameter_invalid_integer")
         if value > 99_999_999:
-            raise StripeApiError(400, f"Amount must be no more than 999,999.99", code="amount_too_large",
+            raise StripeApiError(400, "Amount must be no more than 999,999.99", code="amount_too_large",
                                  param=param)
         return value
 
@@ -391,7 +391,7 @@ class Emulator:
     def create_product(self, p: dict[str, Any], ctx: RequestContext, emit: bool = True) -> dict[str, Any]:
         pid = p.get("id") or self._new("prod_")
         if pid in self.objects:
-            raise invalid(f"Product already exists.", "id", code="resource_already_exists")
+            raise invalid("Product already exists.", "id", code="resource_already_exists")
         product = o.product(pid, self.now(), p["name"])
         for key in ("active", "description", "images", "shippable", "statement_descriptor", "tax_code",
                     "unit_label", "url"):
@@ -496,7 +496,7 @@ class Emulator:
         for i, item in enumerate(items):
             prefix = f"line_items[{i}]"
             if item.get("price") and item.get("price_data"):
-                raise StripeApiError(400, f"You may only specify one of these parameters: price, price_data.",
+                raise StripeApiError(400, "You may only specify one of these parameters: price, price_data.",
                                      code="parameters_exclusive", param=prefix)
             if item.get("price"):
                 price = self._get("price", item["price"], f"{prefix}[price]", 400)
@@ -809,14 +809,14 @@ class Emulator:
             return {"error": "The IBAN you entered is invalid."}
         if session["mode"] == "setup":
             if action != "setup_sepa":
-                return {"error": f"This action is not available in setup mode."}
+                return {"error": "This action is not available in setup mode."}
             if "sepa_debit" not in session["payment_method_types"]:
                 return {"error": "SEPA Direct Debit is not enabled for this Checkout Session."}
             self._complete_setup(session, email, name, iban)
             return {"redirect": self.success_redirect(session)}
         kind = "card" if action.startswith("card") else "sepa_debit"
         if action == "setup_sepa" or kind not in session["payment_method_types"]:
-            return {"error": f"This payment method is not enabled for this Checkout Session."}
+            return {"error": "This payment method is not enabled for this Checkout Session."}
         pi = self._session_payment_intent(session)
         session["customer_details"] = o.customer_details(email, name)
         if action == "card_declined":
