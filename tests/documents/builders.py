@@ -7,6 +7,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from chalicelib.adapters.documents.context import DocumentContext
+from chalicelib.domain import creditor_reference
 from chalicelib.domain.invoice import CREDIT_NOTE, Invoice, compute_totals, new_draft
 from chalicelib.domain.money import Money
 from chalicelib.domain.parties import Customer, SellerProfile, new_customer, seller_from_input
@@ -84,3 +85,109 @@ def context(profile: SellerProfile | None = None, **values: Any) -> DocumentCont
     values.setdefault("operation_category", "services")
     values.setdefault("pay_url", "https://pay.demo-seller.example/pay/tok_8f3a2c91d7e44b0b9a61")
     return DocumentContext.for_seller(profile or seller(), **values)
+
+
+# -- scenarios: one issued invoice and its context per kind of document ----------------------------------------
+
+def _s_multi_rate() -> tuple[Invoice, DocumentContext]:
+    inv = issued([line("Conseil stratégique", "2.5", "850.00", "20", unit_code="HUR", item_id="CONS-01",
+                       period_start="2026-02-01", period_end="2026-02-28"),
+                  line("Repas d'équipe", "1", "30", "10"),
+                  line("Livres techniques", "3.125", "42.1234", "5.5"),
+                  line("Abonnement presse", "4.000001", "2.1599", "2.1")],
+                 allowances_charges=[{"type": "allowance", "amount": "50.00", "reason": "Remise fidélité",
+                                      "reason_code": "95", "vat_rate": "20"},
+                                     {"type": "charge", "amount": "15.00", "reason": "Frais de port",
+                                      "reason_code": "FC", "vat_rate": "20"}],
+                 purchase_order="PO-778", buyer_reference="SERV-COMPTA", note="Merci de votre confiance")
+    return inv, context()
+
+
+def _s_zero_rated() -> tuple[Invoice, DocumentContext]:
+    return issued([line("Maintenance", "1", "200", "20"),
+                   line("Fourniture à taux zéro", "2", "50", "0", vat_category="Z")]), context()
+
+
+def _s_exempt() -> tuple[Invoice, DocumentContext]:
+    return issued([line("Formation professionnelle continue", "1", "1200", "0", vat_category="E",
+                        exemption_reason="Exonération de TVA, article 261 4 4° a du CGI",
+                        exemption_code="VATEX-FR-CGI261-4")]), context()
+
+
+def _s_reverse_charge() -> tuple[Invoice, DocumentContext]:
+    return issued([line("Développement logiciel", "10", "650", "0", vat_category="AE")],
+                  buyer=customer(EU_CUSTOMER)), context()
+
+
+def _s_intra_community() -> tuple[Invoice, DocumentContext]:
+    from chalicelib.adapters.documents.context import DeliverTo
+    from chalicelib.domain.parties import Address
+
+    inv = issued([line("Luminaire suspendu LX-2", "12", "189.90", "0", vat_category="K", item_id="LX2")],
+                 buyer=customer(EU_CUSTOMER), delivery_date="2026-02-26")
+    deliver_to = DeliverTo(country="DE", name="Müller Maschinenbau GmbH - Lager",
+                           address=Address(line1="Industriestraße 12", city="Hamburg", postal_code="20095",
+                                           country="DE"))
+    return inv, context(operation_category="goods", deliver_to=deliver_to)
+
+
+def _s_export() -> tuple[Invoice, DocumentContext]:
+    return issued([line("Lampe de bureau", "50", "45", "0", vat_category="G")],
+                  buyer=customer(US_CUSTOMER, currency="EUR"), delivery_date="2026-02-20"), \
+        context(operation_category="goods")
+
+
+def _s_out_of_scope() -> tuple[Invoice, DocumentContext]:
+    return issued([line("Indemnité forfaitaire pour frais de recouvrement (facture F2026-000007)", "1", "40", "0",
+                        vat_category="O")]), context()
+
+
+def _s_foreign_currency() -> tuple[Invoice, DocumentContext]:
+    from decimal import Decimal
+
+    return issued([line("Consulting", "3", "1000", "20"), line("Travel", "1", "215.40", "10")],
+                  buyer=customer(CUSTOMER, currency="USD", language="en")), \
+        context(eur_exchange_rate=Decimal("0.9234"), exchange_rate_date=date(2026, 2, 27))
+
+
+def _s_credit_note() -> tuple[Invoice, DocumentContext]:
+    from chalicelib.adapters.documents.context import PrecedingInvoice
+
+    return issued([line("Annulation partielle : conseil", "1", "425", "20")], kind=CREDIT_NOTE,
+                  number="AV2026-000003"), \
+        context(preceding_invoice=PrecedingInvoice("F2026-000042", date(2026, 2, 2)))
+
+
+def _s_final_with_deposit() -> tuple[Invoice, DocumentContext]:
+    from chalicelib.adapters.documents.context import DepositDeduction
+
+    deposit = DepositDeduction("F2026-000030", date(2026, 1, 15), Money(120000, "EUR"))
+    return issued([line("Installation éclairage atelier", "1", "4000", "20")], number="F2026-000044"), \
+        context(deposits=(deposit,))
+
+
+def _s_deposit_invoice() -> tuple[Invoice, DocumentContext]:
+    return issued([line("Acompte 30 % sur devis D-2026-011", "1", "1000", "20")], kind="deposit"), context()
+
+
+def _s_direct_debit() -> tuple[Invoice, DocumentContext]:
+    return issued([line("Abonnement mensuel", "1", "99", "20", period_start="2026-03-01",
+                        period_end="2026-03-31")]), \
+        context(payment_means="59", mandate_reference="MNDT-2026-0042", debtor_iban="FR7610107001011234567890129",
+                payment_reference=creditor_reference.generate("F2026-000042"))
+
+
+SCENARIOS = {
+    "S 20/10/5.5/2.1 + allowance/charge + decimals": _s_multi_rate,
+    "Z zero rated": _s_zero_rated,
+    "E exempt": _s_exempt,
+    "AE reverse charge": _s_reverse_charge,
+    "K intra-community": _s_intra_community,
+    "G export": _s_export,
+    "O out of scope": _s_out_of_scope,
+    "USD with EUR VAT": _s_foreign_currency,
+    "credit note": _s_credit_note,
+    "final invoice with deposit": _s_final_with_deposit,
+    "deposit invoice": _s_deposit_invoice,
+    "direct debit 59": _s_direct_debit,
+}

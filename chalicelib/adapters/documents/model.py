@@ -19,6 +19,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Mapping
 
+from ...domain import creditor_reference
 from ...domain.errors import ValidationError
 from ...domain.identifiers import COUNTRIES
 from ...domain.invoice import (CREDIT_NOTE, EXEMPT, EXPORT, INTRA_COMMUNITY, OUT_OF_SCOPE,
@@ -292,6 +293,12 @@ def build_model(invoice: Invoice, context: DocumentContext) -> DocumentModel:
     if means == SEPA_CREDIT_TRANSFER and not iban:
         raise invalid("SEPA credit transfer needs the seller's IBAN (BT-84, BR-61)", "seller.iban")
     reference = _text(context.payment_reference) or invoice.number
+    if reference.upper().startswith("RF") and reference[2:4].isdigit():
+        try:
+            reference = creditor_reference.validate(reference, "payment_reference")
+        except ValidationError as exc:
+            raise invalid(f"payment_reference is not a valid ISO 11649 reference: {exc.message}",
+                          "payment_reference") from None
 
     # -- texts ----------------------------------------------------------------------------------
     penalty_rate = _seller_term(seller, "late_penalty_rate", context.late_penalty_rate)
