@@ -8,17 +8,20 @@ from chalice import Chalice
 
 from chalicelib.api.admin import admin_bp
 from chalicelib.api.authorizer import authorizer_bp
+from chalicelib.api.collections import collections_bp
 from chalicelib.api.customers import customers_bp
 from chalicelib.api.invoices import invoices_bp
 from chalicelib.api.payments import payments_bp
 from chalicelib.api.responses import normalise_error
+from chalicelib.api.webhooks import webhooks_bp
 from chalicelib.jobs import jobs_bp
 from chalicelib.observability import flush, logger
 
 app = Chalice(app_name="ar-backend")
 app.api.binary_types.append("application/pdf")
 
-for blueprint in (authorizer_bp, admin_bp, customers_bp, invoices_bp, payments_bp, jobs_bp):
+for blueprint in (authorizer_bp, admin_bp, customers_bp, invoices_bp, payments_bp, collections_bp, webhooks_bp,
+                  jobs_bp):
     app.register_blueprint(blueprint)
 
 

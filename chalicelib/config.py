@@ -26,6 +26,11 @@ class Config:
     secrets_name: str                 # Secrets Manager secret holding the provider keys
     log_level: str
     max_body_bytes: int
+    stripe_api_base: str | None       # the local Stripe emulator; None = api.stripe.com
+    # Secrets may come from the environment (local stack, CI); otherwise they are
+    # read lazily from Secrets Manager (SECRETS_NAME) by adapters/secrets.py.
+    stripe_secret_key: str | None
+    stripe_webhook_secret: str | None
 
     @property
     def is_local(self) -> bool:
@@ -52,4 +57,7 @@ def get_config() -> Config:
         secrets_name=_env("SECRETS_NAME", f"ar-backend/{stage}"),
         log_level=_env("LOG_LEVEL", "INFO"),
         max_body_bytes=int(_env("MAX_BODY_BYTES", str(1024 * 1024))),
+        stripe_api_base=os.environ.get("STRIPE_API_BASE") or None,
+        stripe_secret_key=os.environ.get("STRIPE_SECRET_KEY") or None,
+        stripe_webhook_secret=os.environ.get("STRIPE_WEBHOOK_SECRET") or None,
     )

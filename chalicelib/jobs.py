@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Blueprint, Rate
+from chalice import Blueprint, Cron, Rate
 
 from . import wiring
 from .observability import flush, logger
@@ -17,5 +17,46 @@ def outbox_drain(event: Any) -> dict[str, int]:
     """Safety net of the outbox: retries failures and picks up anything the stream missed."""
     report = wiring.outbox().run(limit=500)
     logger.info("outbox drained", extra=report.to_dict())
+    flush()
+    return report.to_dict()
+
+
+@jobs_bp.lambda_function(name="outbox_stream")
+def outbox_stream(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+    """Drains each outbox item as soon as it is written (DynamoDB stream of the ledger table).
+
+    On AWS the event source mapping (infra/cdk) passes only INSERTs under ``OUTBOX#``
+    that are not dead letters; this handler skips anything else anyway. ``process``
+    claims the message first, so a message the 1-minute drain already took is skipped.
+    A record that raises is reported back (partial batch response): Lambda retries from
+    it, then sends the batch to the dead-letter queue; ``outbox_drain`` stays the
+    safety net for whatever is left in the table.
+    """
+    from .adapters.dynamodb.ledger import _to_outbox
+    from .adapters.dynamodb.models import OutboxItem
+    from .services.outbox import DrainReport
+
+    report, failures = DrainReport(), []
+    for record in event.get("Records", []):
+        image = record.get("dynamodb", {}).get("NewImage")
+        pk = (image or {}).get("pk", {}).get("S", "")
+        if record.get("eventName") != "INSERT" or not pk.startswith("OUTBOX#") or pk == "OUTBOX#DEAD":
+            continue
+        try:
+            wiring.outbox().process(_to_outbox(OutboxItem.from_raw_data(image)), report)
+        except Exception:  # noqa: BLE001 - reported to Lambda, which retries then dead-letters
+            logger.exception("outbox stream record failed", extra={"sequence": record["dynamodb"]["SequenceNumber"]})
+            failures.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})
+            break  # a stream is ordered per shard: Lambda retries from the first failure
+    logger.info("outbox stream drained", extra=report.to_dict())
+    flush()
+    return {"batchItemFailures": failures}
+
+
+@jobs_bp.schedule(Cron(0, 5, "*", "*", "?", "*"), name="sepa_collections")
+def sepa_collections(event: Any) -> dict[str, int]:
+    """Every morning (05:00 UTC): request the SEPA debits of invoices due today."""
+    report = wiring.collections().run(wiring.invoices().today())
+    logger.info("sepa collections requested", extra=report.to_dict())
     flush()
     return report.to_dict()

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from .config import get_config
 from .services.access import AccessService
 from .services.customers import CustomerService
-from .services.invoices import InvoiceService
+from .services.invoices import InvoiceHooks, InvoiceService
 from .services.outbox import OutboxDrain
 from .services.payments import PaymentService
 from .services.ports import Clock, EventPublisher, Ledger, SystemClock
@@ -57,7 +57,9 @@ def customers() -> CustomerService:
 
 @lru_cache(maxsize=1)
 def invoices() -> InvoiceService:
-    return InvoiceService(ledger(), clock(), settings())
+    from .services.pay import issue_hook
+
+    return InvoiceService(ledger(), clock(), settings(), InvoiceHooks(on_issue=[issue_hook]))
 
 
 @lru_cache(maxsize=1)
@@ -73,10 +75,43 @@ def event_publisher() -> EventPublisher:
     return EventBridgePublisher(lambda: client("events"), get_config().event_bus_name)
 
 
+@lru_cache(maxsize=1)
+def payment_gateway() -> Any:
+    from .adapters.secrets import get_secret
+    from .adapters.stripe_gateway import StripeGateway
+
+    return StripeGateway(get_secret, get_config().stripe_api_base)
+
+
+@lru_cache(maxsize=1)
+def provider_events() -> Any:
+    from .services.provider_events import ProviderEventService
+
+    return ProviderEventService(ledger(), clock(), settings(), payment_gateway)
+
+
+@lru_cache(maxsize=1)
+def pay() -> Any:
+    from .services.pay import PayService
+
+    return PayService(ledger(), clock(), settings(), payment_gateway, get_config().public_base_url)
+
+
+@lru_cache(maxsize=1)
+def collections() -> Any:
+    from .services.collections import CollectionService
+
+    return CollectionService(ledger(), clock(), payment_gateway)
+
+
 def outbox_handlers() -> dict[str, Callable[[dict[str, Any]], None]]:
     """Topic -> handler. Later capabilities register their topics here."""
+    from .services.pay import deactivate_link_handler
+
     return {
         "event": lambda payload: event_publisher().publish([payload]),
+        "stripe.deactivate_link": deactivate_link_handler(payment_gateway),
+        "stripe.collect": collections().handler(),
     }
 
 
@@ -88,9 +123,11 @@ def outbox() -> OutboxDrain:
 def reset() -> None:
     """Forget every cached adapter and service (and the configuration)."""
     for getter in (clock, dynamodb_connection, ledger, settings, access, customers, invoices, payments,
-                   event_publisher, outbox):
+                   event_publisher, outbox, payment_gateway, provider_events, pay, collections):
         getter.cache_clear()
     get_config.cache_clear()
+    from .adapters import secrets
     from .adapters.aws import client
 
     client.cache_clear()
+    secrets.forget()

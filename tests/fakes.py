@@ -14,13 +14,15 @@ from datetime import date, datetime
 from typing import Any, Callable, Iterable, Sequence
 
 from chalicelib.domain.auth import ApiKey
+from chalicelib.domain.collections import DISPUTE_OPEN, TASK_OPEN, Dispute, Task
+from chalicelib.domain.provider import IntentState
 from chalicelib.domain.errors import BadRequest, NotFound, ValidationError
 from chalicelib.domain.invoice import OPEN, Invoice
 from chalicelib.domain.parties import Customer
 from chalicelib.domain.payment import Payment
 from chalicelib.services.ports import (AuditEntry, CommitConflict, CounterPut, EntityPut, EventPublisher,
                                        IdempotencyRecord, InvoiceQuery, Ledger, OutboxMessage, Page, PaymentQuery,
-                                       RecordPut, SettingsDoc, UnitOfWork)
+                                       RecordPut, RefRecord, SettingsDoc, UnitOfWork)
 
 
 def _entity_key(entity: Any) -> tuple[str, str]:
@@ -34,6 +36,12 @@ def _entity_key(entity: Any) -> tuple[str, str]:
         return "api_key", entity.key_hash
     if isinstance(entity, SettingsDoc):
         return "settings", entity.name
+    if isinstance(entity, IntentState):
+        return "intent", entity.id
+    if isinstance(entity, Task):
+        return "task", entity.id
+    if isinstance(entity, Dispute):
+        return "dispute", entity.id
     raise TypeError(type(entity).__name__)
 
 
@@ -42,6 +50,7 @@ class FakeLedger(Ledger):
         self.entities: dict[tuple[str, str], Any] = {}
         self.counters: dict[str, int] = {}
         self.idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
+        self.refs: dict[tuple[str, str], RefRecord] = {}
         self.audit: list[AuditEntry] = []
         self.outbox: dict[str, dict[str, Any]] = {}
         self.dead: list[OutboxMessage] = []
@@ -74,6 +83,41 @@ class FakeLedger(Ledger):
 
     def get_settings(self, name: str) -> SettingsDoc | None:
         return self.entities.get(("settings", name))
+
+    def get_ref(self, kind: str, value: str) -> RefRecord | None:
+        return self.refs.get((kind, value))
+
+    def get_intent(self, intent_id: str) -> IntentState | None:
+        return self.entities.get(("intent", intent_id))
+
+    def get_task(self, task_id: str) -> Task:
+        return self._get("task", task_id)
+
+    def list_tasks(self, *, status: str = "open", customer_id: str | None = None, limit: int = 50,
+                   cursor: str | None = None) -> Page[Task]:
+        items = [t for t in self._all("task") if (not status or t.status == status)]
+        if customer_id:
+            items = [t for t in items if t.customer_id == customer_id]
+            return self._paginate(items, lambda t: (t.created_at, t.id), limit, cursor, reverse=True)
+        if status != TASK_OPEN:
+            raise ValidationError("tasks that are not open are listed per customer: pass customer_id",
+                                  field="customer_id")
+        return self._paginate(items, lambda t: (t.due_on, t.id), limit, cursor)
+
+    def get_dispute(self, dispute_id: str) -> Dispute:
+        return self._get("dispute", dispute_id)
+
+    def list_disputes(self, *, customer_id: str | None = None, status: str | None = None, limit: int = 50,
+                      cursor: str | None = None) -> Page[Dispute]:
+        items = [d for d in self._all("dispute") if status is None or d.status == status]
+        if customer_id:
+            items = [d for d in items if d.customer_id == customer_id]
+            return self._paginate(items, lambda d: (d.created_at, d.id), limit, cursor, reverse=True)
+        if status not in (None, DISPUTE_OPEN):
+            raise ValidationError("disputes that are not open are listed per customer: pass customer_id",
+                                  field="customer_id")
+        items = [d for d in items if d.status == DISPUTE_OPEN]
+        return self._paginate(items, lambda d: (d.created_at, d.id), limit, cursor)
 
     def get_api_key(self, key_hash: str) -> ApiKey | None:
         return self.entities.get(("api_key", key_hash))
@@ -111,6 +155,10 @@ class FakeLedger(Ledger):
         items = self._all("invoice")
         if query.customer_id:
             items = [i for i in items if i.customer_id == query.customer_id]
+        if query.collection_status:
+            items = [i for i in items if i.collection_status == query.collection_status]
+        if query.dispute_status:
+            items = [i for i in items if i.dispute_status == query.dispute_status]
         if query.status:
             items = [i for i in items if i.status == query.status]
         if query.due_before:
@@ -165,6 +213,9 @@ class FakeLedger(Ledger):
                 elif isinstance(op, RecordPut) and isinstance(op.record, IdempotencyRecord):
                     if (op.record.scope, op.record.key) in self.idempotency:
                         failed.append("idempotency")
+                elif isinstance(op, RecordPut) and isinstance(op.record, RefRecord):
+                    if op.must_not_exist and (op.record.kind, op.record.value) in self.refs:
+                        failed.append(f"ref:{op.record.kind}")
             if failed:
                 raise CommitConflict("the records changed while this request was processed; retry it",
                                      idempotency="idempotency" in failed, failed=failed)
@@ -177,6 +228,8 @@ class FakeLedger(Ledger):
                     rec = op.record
                     if isinstance(rec, IdempotencyRecord):
                         self.idempotency[(rec.scope, rec.key)] = rec
+                    elif isinstance(rec, RefRecord):
+                        self.refs[(rec.kind, rec.value)] = rec
                     elif isinstance(rec, AuditEntry):
                         self.audit.append(rec)
                     elif isinstance(rec, OutboxMessage):

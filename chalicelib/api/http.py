@@ -20,7 +20,8 @@ from chalice import Blueprint, Response
 from .. import wiring
 from ..config import get_config
 from ..domain.auth import Actor, role_allows
-from ..domain.errors import (BadRequest, Conflict, DomainError, IdempotencyKeyReused, NotFound, ValidationError)
+from ..domain.errors import (BadRequest, Conflict, DomainError, IdempotencyKeyReused, NotFound, PaymentGatewayError,
+                             ValidationError)
 from ..domain.fields import reject_unknown
 from ..observability import logger
 from ..services.common import IdempotencyRequest
@@ -43,6 +44,7 @@ class PayloadTooLarge(DomainError):
 _STATUS: list[tuple[type[DomainError], int]] = [
     (Unauthorized, 401), (Forbidden, 403), (PayloadTooLarge, 413), (NotFound, 404),
     (IdempotencyKeyReused, 422), (Conflict, 409), (ValidationError, 422), (BadRequest, 400),
+    (PaymentGatewayError, 502),
 ]
 
 
@@ -219,8 +221,8 @@ def endpoint(bp: Blueprint, path: str, methods: list[str], *, role: str | None,
                     logger.append_keys(actor=actor.name)
                 return fn(Ctx(request, actor), **params)
             except DomainError as exc:
-                if status_for(exc) >= 500:  # pragma: no cover
-                    logger.exception("domain error mapped to 5xx")
+                if status_for(exc) >= 500:
+                    logger.warning("dependency error", extra={"code": exc.code})
                 return error_response(exc)
             except Exception:  # noqa: BLE001 - the one place an unexpected error becomes a 500
                 request_id = str(uuid.uuid4())

@@ -73,3 +73,15 @@ class IdempotencyKeyReused(DomainError):
 
 class CurrencyError(ValidationError):
     code = "currency_error"
+
+
+class PaymentGatewayError(DomainError):
+    """The payment provider failed or refused (HTTP 502)."""
+
+    code = "payment_provider_error"
+
+
+class WebhookSignatureError(DomainError):
+    """A webhook whose signature is missing, wrong or stale (HTTP 400)."""
+
+    code = "invalid_signature"

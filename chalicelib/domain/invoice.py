@@ -372,9 +372,13 @@ class Invoice:
     amount_discounted: int = 0
     amount_written_off: int = 0
     amount_reversed: int = 0
-    collection_status: str = "none"
-    dispute_status: str = "none"
+    collection_status: str = "none"      # none, scheduled, processing, failed
+    collection_failure: str | None = None
+    dispute_status: str = "none"         # none, open (a customer contests it), accepted, rejected
+    chargeback_status: str = "none"      # none, open, won, lost
     dunning_step: str | None = None
+    pay_token: str | None = None         # the stable /pay/{token} link (rotated, never reused)
+    payment_link: dict[str, Any] | None = None  # provider link for the current amount: {id, url, amount}
     issued_at: datetime | None = None
     paid_at: datetime | None = None
     voided_at: datetime | None = None
@@ -462,6 +466,38 @@ class Invoice:
                                   f"{self.currency} was paid", field="amount")
         return replace(self, amount_reversed=self.amount_reversed + amount.amount)._settled(now)
 
+    def restore_reversal(self, amount: Money, now: datetime) -> Invoice:
+        """A chargeback won back: the reversed amount counts as paid again."""
+        self._require_settleable("restore a payment on")
+        self._check_amount(amount)
+        restored = min(amount.amount, self.amount_reversed)
+        return replace(self, amount_reversed=self.amount_reversed - restored)._settled(now)
+
+    def early_payment_discount(self, rate: Decimal, days: int, today: date) -> Money | None:
+        """The escompte offered today, or None outside the window.
+
+        The seller's terms give ``rate`` percent off the amount payable when the
+        whole invoice is paid within ``days`` of its issue date (so nothing may
+        have been paid on it yet).
+        """
+        if self.status != OPEN or self.issue_date is None or self.amount_paid or self.amount_credited:
+            return None
+        if (today - self.issue_date).days > days or rate <= 0:
+            return None
+        discount = self.totals.payable.multiply(rate / Decimal(100))
+        return discount if discount.is_positive and discount < self.amount_due else None
+
+    def settle_with_discount(self, paid: Money, discount: Money, now: datetime) -> Invoice:
+        """Payment of the discounted amount inside the window settles the invoice in full;
+        the discount is recorded as such (books, VAT adjustment), not left to chase."""
+        self._require_settleable("settle")
+        self._check_amount(paid)
+        if paid.amount + discount.amount != self.amount_due.amount:
+            raise ValidationError(f"{paid} + discount {discount} does not settle the {self.amount_due} due",
+                                  field="amount")
+        return replace(self, amount_paid=self.amount_paid + paid.amount,
+                       amount_discounted=self.amount_discounted + discount.amount)._settled(now)
+
     def _check_amount(self, amount: Money) -> None:
         if amount.currency != self.currency:
             raise ValidationError(f"amount is in {amount.currency} but invoice {self.number or self.id} is in "
@@ -495,7 +531,8 @@ class Invoice:
             "delivery_date": self.delivery_date.isoformat() if self.delivery_date else None,
             "related_invoice_id": self.related_invoice_id,
             "seller": self.seller, "buyer": self.buyer,
-            "collection_status": self.collection_status, "dispute_status": self.dispute_status,
+            "collection_status": self.collection_status, "collection_failure": self.collection_failure,
+            "dispute_status": self.dispute_status, "chargeback_status": self.chargeback_status,
             "dunning_step": self.dunning_step,
             "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
             "issued_at": self.issued_at.isoformat() if self.issued_at else None,

@@ -18,6 +18,7 @@ from . import identifiers
 from .errors import ValidationError
 from .fields import reject_unknown
 from .money import Money, check_currency
+from .provider import Mandate
 from .terms import EOM_DAYS_THEN_END, EOM_MODES, PaymentTerms
 
 LANGUAGES = ("fr", "en")
@@ -106,6 +107,10 @@ class Customer:
     siret: str | None = None
     credit_limit: Money | None = None
     external_ref: str | None = None
+    # Set by the system, never by a client:
+    stripe_customer_id: str | None = None
+    mandate: Mandate | None = None
+    portal_token: str | None = None
     version: int = 0
 
     # Fields a client may send on create / patch (everything else is derived).
@@ -121,6 +126,8 @@ class Customer:
             "payment_terms": self.payment_terms.to_dict(),
             "credit_limit": str(self.credit_limit) if self.credit_limit is not None else None,
             "currency": self.currency, "timezone": self.timezone, "external_ref": self.external_ref,
+            "stripe_customer_id": self.stripe_customer_id,
+            "mandate": self.mandate.to_dict() if self.mandate else None,
             "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
             "version": self.version,
         }

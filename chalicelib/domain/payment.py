@@ -33,7 +33,7 @@ class Allocation:
 @dataclass(frozen=True, slots=True)
 class Payment:
     id: str
-    customer_id: str
+    customer_id: str | None  # None: cash from a payer we could not identify (on the review list)
     amount: Money
     method: str
     received_on: date
@@ -44,6 +44,8 @@ class Payment:
     source: str = "manual"
     note: str | None = None
     allocations: tuple[Allocation, ...] = ()
+    refunded: int = 0            # minor units given back to the payer (provider refunds), in total
+    refunded_unapplied: int = 0  # the part of ``refunded`` taken from unapplied cash (the rest reopened invoices)
     version: int = 0
 
     @property
@@ -56,7 +58,7 @@ class Payment:
 
     @property
     def unapplied(self) -> Money:
-        return self.amount - self.allocated
+        return self.amount - self.allocated - Money(self.refunded_unapplied, self.currency)
 
     def allocate(self, invoice_id: str, amount: Money, *, now: datetime, invoice_number: str | None = None) -> Payment:
         if amount.currency != self.currency:
@@ -85,6 +87,7 @@ class Payment:
             "reference": self.reference, "provider_ref": self.provider_ref, "source": self.source,
             "note": self.note, "allocations": [a.to_dict() for a in self.allocations],
             "allocated": str(self.allocated), "unapplied": str(self.unapplied),
+            "refunded": str(Money(self.refunded, self.currency)),
             "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
             "version": self.version,
         }

@@ -19,11 +19,13 @@ from typing import Any, Generic, Iterable, Sequence, TypeVar
 from zoneinfo import ZoneInfo
 
 from ..domain.auth import Actor, ApiKey
+from ..domain.collections import Dispute, Task
 from ..domain.errors import ConcurrencyConflict
 from ..domain.ids import new_id
 from ..domain.invoice import Invoice
 from ..domain.parties import Customer
 from ..domain.payment import Payment
+from ..domain.provider import IntentState
 
 T = TypeVar("T")
 
@@ -84,6 +86,9 @@ class InvoiceQuery:
     due_after: date | None = None    # due_date > due_after
     limit: int = 50
     cursor: str | None = None
+    # Filters on non-key attributes (applied to the Query the keys above select).
+    collection_status: str | None = None
+    dispute_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,18 @@ class IdempotencyRecord:
 
 
 @dataclass(frozen=True)
+class RefRecord:
+    """A small keyed fact: a processed webhook event, a cash marker, a pay token, a batch..."""
+
+    kind: str
+    value: str
+    target: str
+    data: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    ttl_days: int | None = None  # expire automatically (DynamoDB TTL) after this many days
+
+
+@dataclass(frozen=True)
 class SettingsDoc:
     name: str
     data: dict[str, Any]
@@ -154,7 +171,7 @@ class SettingsDoc:
 
 # -- unit of work -------------------------------------------------------------------------------
 
-Entity = Customer | Invoice | Payment | ApiKey | SettingsDoc
+Entity = Customer | Invoice | Payment | ApiKey | SettingsDoc | IntentState | Task | Dispute
 
 
 @dataclass(frozen=True)
@@ -174,7 +191,7 @@ class CounterPut:
 class RecordPut:
     """An append-only record (audit entry, outbox message, idempotency claim)."""
 
-    record: AuditEntry | OutboxMessage | IdempotencyRecord
+    record: AuditEntry | OutboxMessage | IdempotencyRecord | RefRecord
     must_not_exist: bool = True
 
 
@@ -215,6 +232,12 @@ class UnitOfWork:
         if not_before is not None:
             msg = dataclasses.replace(msg, not_before=not_before)
         self.operations.append(RecordPut(msg))
+
+    def put_ref(self, kind: str, value: str, target: str, data: dict[str, Any] | None = None, *,
+                must_not_exist: bool = True, ttl_days: int | None = None) -> None:
+        """Write a keyed fact; with ``must_not_exist`` the commit fails (kind ``ref:<kind>``) if it exists."""
+        self.operations.append(RecordPut(RefRecord(kind=kind, value=value, target=target, data=data or {},
+                                                   created_at=self.now, ttl_days=ttl_days), must_not_exist))
 
     def claim_idempotency(self, record: IdempotencyRecord | None) -> None:
         if record is not None:
@@ -268,6 +291,29 @@ class Ledger(ABC):
     def get_settings(self, name: str) -> SettingsDoc | None: ...
 
     @abstractmethod
+    def get_ref(self, kind: str, value: str) -> RefRecord | None: ...
+
+    @abstractmethod
+    def get_intent(self, intent_id: str) -> IntentState | None:
+        """What we know of a provider PaymentIntent (None if never seen)."""
+
+    @abstractmethod
+    def get_task(self, task_id: str) -> Task: ...
+
+    @abstractmethod
+    def list_tasks(self, *, status: str = "open", customer_id: str | None = None, limit: int = 50,
+                   cursor: str | None = None) -> Page[Task]:
+        """Open tasks by due date (or a customer's tasks, newest first)."""
+
+    @abstractmethod
+    def get_dispute(self, dispute_id: str) -> Dispute: ...
+
+    @abstractmethod
+    def list_disputes(self, *, customer_id: str | None = None, status: str | None = None,
+                      limit: int = 50, cursor: str | None = None) -> Page[Dispute]:
+        """A customer's disputes (newest first) or all open ones (oldest first)."""
+
+    @abstractmethod
     def get_api_key(self, key_hash: str) -> ApiKey | None: ...
 
     @abstractmethod
@@ -312,3 +358,57 @@ class EventPublisher(ABC):
     @abstractmethod
     def publish(self, events: Sequence[dict[str, Any]]) -> None:
         """Publish events ``{"id", "type", "occurred_at", "data"}``; raises on failure."""
+
+
+# -- payment provider -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProviderLink:
+    """A provider object the payer is sent to (payment link, checkout session)."""
+
+    id: str
+    url: str
+
+
+class PaymentGateway(ABC):
+    """A card / SEPA payment provider (Stripe). Every create takes an idempotency key.
+
+    Methods raise ``PaymentGatewayError`` (HTTP 502) when the provider fails or
+    refuses, and ``WebhookSignatureError`` (HTTP 400) for an unverifiable webhook.
+    """
+
+    @abstractmethod
+    def ensure_customer(self, customer: Customer) -> str:
+        """The provider's customer id for ``customer`` (created once, idempotently)."""
+
+    @abstractmethod
+    def create_payment_link(self, *, invoice: Invoice, amount: Any, description: str,
+                            metadata: dict[str, str], idempotency_key: str) -> ProviderLink: ...
+
+    @abstractmethod
+    def deactivate_payment_link(self, link_id: str) -> None: ...
+
+    @abstractmethod
+    def create_checkout_session(self, *, mode: str, provider_customer: str | None, amount: Any,
+                                description: str, metadata: dict[str, str], success_url: str, cancel_url: str,
+                                expires_at: datetime, idempotency_key: str,
+                                payment_method_types: Sequence[str] = ("card", "sepa_debit")) -> ProviderLink:
+        """``mode`` is "payment" (amount required) or "setup" (a SEPA mandate)."""
+
+    @abstractmethod
+    def collect_sepa_debit(self, *, provider_customer: str, mandate_id: str, payment_method: str, amount: Any,
+                           metadata: dict[str, str], idempotency_key: str) -> tuple[str, str]:
+        """Start an off-session SEPA debit; returns (payment intent id, status)."""
+
+    @abstractmethod
+    def refund(self, *, payment_intent: str, amount: Any, metadata: dict[str, str],
+               idempotency_key: str) -> str:
+        """Refund (part of) a payment; returns the refund id."""
+
+    @abstractmethod
+    def verify_webhook(self, payload: bytes, signature: str | None) -> dict[str, Any]:
+        """Check the signature on the raw body (300 s tolerance) and return the event as a dict."""
+
+    @abstractmethod
+    def setup_intent_details(self, setup_intent_id: str) -> dict[str, Any]:
+        """``{"customer", "payment_method", "mandate": {id, status, reference}}`` of a succeeded setup."""

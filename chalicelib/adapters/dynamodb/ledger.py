@@ -20,15 +20,18 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
 from ...domain.auth import ApiKey
+from ...domain.collections import DISPUTE_OPEN, TASK_OPEN, Dispute, Task
+from ...domain.provider import IntentState
 from ...domain.errors import BadRequest, NotFound, ValidationError
 from ...domain.invoice import OPEN, Invoice
 from ...domain.parties import Customer
 from ...domain.payment import Payment
 from ...services.ports import (AuditEntry, CommitConflict, CounterPut, EntityPut, IdempotencyRecord, InvoiceQuery,
-                               Ledger, OutboxMessage, Page, PaymentQuery, RecordPut, SettingsDoc, UnitOfWork)
+                               Ledger, OutboxMessage, Page, PaymentQuery, RecordPut, RefRecord, SettingsDoc,
+                               UnitOfWork)
 from ..codec import decode, encode
-from .models import (ApiKeyItem, AuditItem, CounterItem, CustomerItem, IdempotencyItem, InvoiceItem, OutboxItem,
-                     PaymentItem, SettingsItem, TableItem)
+from .models import (ApiKeyItem, AuditItem, CounterItem, CustomerItem, DisputeItem, IdempotencyItem, IntentItem,
+                     InvoiceItem, OutboxItem, PaymentItem, RefItem, SettingsItem, TableItem, TaskItem)
 
 M = TypeVar("M", bound=TableItem)
 OUTBOX_SHARDS = 4
@@ -84,7 +87,8 @@ def payment_item(p: Payment) -> PaymentItem:
         pk=payment_pk(p.id), sk="PAYMENT", kind="payment", id=p.id, customer_id=p.customer_id,
         amount=p.amount.amount, currency=p.currency, unapplied=p.unapplied.amount, method=p.method,
         received_on=p.received_on.isoformat(), provider_ref=p.provider_ref,
-        gsi1pk=customer_pk(p.customer_id), gsi1sk=f"PAY#{p.received_on.isoformat()}#{p.id}",
+        gsi1pk=customer_pk(p.customer_id) if p.customer_id else None,
+        gsi1sk=f"PAY#{p.received_on.isoformat()}#{p.id}" if p.customer_id else None,
         gsi3pk="PAYMENT", gsi3sk=f"{p.received_on.isoformat()}#{p.id}",
         data=encode(p), created_at=p.created_at, updated_at=p.updated_at, version=p.version)
     if p.unapplied.is_positive:
@@ -103,6 +107,29 @@ def settings_item(s: SettingsDoc) -> SettingsItem:
                         version=s.version)
 
 
+def intent_item(i: IntentState) -> IntentItem:
+    return IntentItem(pk=f"PI#{i.id}", sk="INTENT", kind="intent", status=i.status, data=encode(i),
+                      version=i.version)
+
+
+def task_item(t: Task) -> TaskItem:
+    item = TaskItem(pk=f"TSK#{t.id}", sk="TASK", kind="task", status=t.status, customer_id=t.customer_id,
+                    gsi1pk=customer_pk(t.customer_id), gsi1sk=f"TSK#{t.created_at.isoformat()}#{t.id}",
+                    data=encode(t), version=t.version)
+    if t.status == TASK_OPEN:
+        item.gsi2pk, item.gsi2sk = "TASK#open", f"{t.due_on.isoformat()}#{t.id}"
+    return item
+
+
+def dispute_item(d: Dispute) -> DisputeItem:
+    item = DisputeItem(pk=f"DSP#{d.id}", sk="DISPUTE", kind="dispute", status=d.status, customer_id=d.customer_id,
+                       invoice_id=d.invoice_id, gsi1pk=customer_pk(d.customer_id),
+                       gsi1sk=f"DSP#{d.created_at.isoformat()}#{d.id}", data=encode(d), version=d.version)
+    if d.status == DISPUTE_OPEN:
+        item.gsi2pk, item.gsi2sk = "DISPUTE#open", f"{d.created_at.isoformat()}#{d.id}"
+    return item
+
+
 def _entity_item(entity: Any) -> TableItem:
     if isinstance(entity, Invoice):
         return invoice_item(entity)
@@ -114,6 +141,12 @@ def _entity_item(entity: Any) -> TableItem:
         return api_key_item(entity)
     if isinstance(entity, SettingsDoc):
         return settings_item(entity)
+    if isinstance(entity, IntentState):
+        return intent_item(entity)
+    if isinstance(entity, Task):
+        return task_item(entity)
+    if isinstance(entity, Dispute):
+        return dispute_item(entity)
     raise TypeError(f"no item mapping for {type(entity).__name__}")
 
 
@@ -135,6 +168,12 @@ def _record_item(record: Any) -> TableItem:
                                request_hash=record.request_hash, resource_type=record.resource_type,
                                resource_id=record.resource_id, created_at=record.created_at,
                                expires_at=int((record.created_at + IDEMPOTENCY_TTL).timestamp()))
+    if isinstance(record, RefRecord):
+        created = record.created_at
+        return RefItem(pk=f"REF#{record.kind}#{record.value}", sk="REF", kind="ref", target=record.target,
+                       data=record.data or None, created_at=created,
+                       expires_at=(int((created + timedelta(days=record.ttl_days)).timestamp())
+                                   if record.ttl_days and created else None))
     raise TypeError(f"no item mapping for {type(record).__name__}")
 
 
@@ -227,6 +266,51 @@ class DynamoLedger(Ledger):
             return None
         return SettingsDoc(name=name, data=item.data, updated_at=item.updated_at, version=int(item.version))
 
+    def get_ref(self, kind: str, value: str) -> RefRecord | None:
+        try:
+            item = RefItem.get(f"REF#{kind}#{value}", "REF", consistent_read=True)
+        except DoesNotExist:
+            return None
+        return RefRecord(kind=kind, value=value, target=item.target, data=item.data or {}, created_at=item.created_at)
+
+    def get_intent(self, intent_id: str) -> IntentState | None:
+        try:
+            return decode(IntentState, IntentItem.get(f"PI#{intent_id}", "INTENT", consistent_read=True).data)
+        except DoesNotExist:
+            return None
+
+    def get_task(self, task_id: str) -> Task:
+        return decode(Task, self._get(TaskItem, f"TSK#{task_id}", "TASK", "task", task_id).data)
+
+    def list_tasks(self, *, status: str = "open", customer_id: str | None = None, limit: int = 50,
+                   cursor: str | None = None) -> Page[Task]:
+        convert: Callable[[TaskItem], Task] = lambda i: decode(Task, i.data)  # noqa: E731
+        if customer_id:
+            return self._page(TaskItem, TaskItem.by_customer, ("pk", "sk", "gsi1pk", "gsi1sk"),
+                              customer_pk(customer_id), TaskItem.gsi1sk.startswith("TSK#"),
+                              TaskItem.status == status if status else None, False, limit, cursor, convert)
+        if status != TASK_OPEN:
+            raise ValidationError("tasks that are not open are listed per customer: pass customer_id",
+                                  field="customer_id")
+        return self._page(TaskItem, TaskItem.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "TASK#open", None, None, True,
+                          limit, cursor, convert)
+
+    def get_dispute(self, dispute_id: str) -> Dispute:
+        return decode(Dispute, self._get(DisputeItem, f"DSP#{dispute_id}", "DISPUTE", "dispute", dispute_id).data)
+
+    def list_disputes(self, *, customer_id: str | None = None, status: str | None = None, limit: int = 50,
+                      cursor: str | None = None) -> Page[Dispute]:
+        convert: Callable[[DisputeItem], Dispute] = lambda i: decode(Dispute, i.data)  # noqa: E731
+        if customer_id:
+            return self._page(DisputeItem, DisputeItem.by_customer, ("pk", "sk", "gsi1pk", "gsi1sk"),
+                              customer_pk(customer_id), DisputeItem.gsi1sk.startswith("DSP#"),
+                              DisputeItem.status == status if status else None, False, limit, cursor, convert)
+        if status not in (None, DISPUTE_OPEN):
+            raise ValidationError("disputes that are not open are listed per customer: pass customer_id",
+                                  field="customer_id")
+        return self._page(DisputeItem, DisputeItem.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "DISPUTE#open", None,
+                          None, True, limit, cursor, convert)
+
     def get_api_key(self, key_hash: str) -> ApiKey | None:
         try:
             return _to_api_key(ApiKeyItem.get(f"KEY#{key_hash}", "APIKEY"))
@@ -288,6 +372,10 @@ class DynamoLedger(Ledger):
         m = InvoiceItem
         convert: Callable[[InvoiceItem], Invoice] = lambda i: decode(Invoice, i.data)  # noqa: E731
         filters: list[Condition] = []
+        if query.collection_status:
+            filters.append(m.collection_status == query.collection_status)
+        if query.dispute_status:
+            filters.append(m.dispute_status == query.dispute_status)
         if query.customer_id:
             if query.status:
                 filters.append(m.status == query.status)
@@ -309,8 +397,8 @@ class DynamoLedger(Ledger):
                 rng = m.gsi2sk < high
             else:
                 rng = None
-            return self._page(m, m.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "OPEN", rng, None, True, query.limit,
-                              query.cursor, convert)
+            return self._page(m, m.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "OPEN", rng, _and(filters), True,
+                              query.limit, query.cursor, convert)
         if query.status:
             filters.append(m.status == query.status)
         if query.due_before:
@@ -374,7 +462,9 @@ class DynamoLedger(Ledger):
             elif isinstance(op, RecordPut):
                 item = _record_item(op.record)
                 cond = type(item).pk.does_not_exist() if op.must_not_exist else None
-                kind = "idempotency" if isinstance(op.record, IdempotencyRecord) else type(op.record).__name__
+                kind = ("idempotency" if isinstance(op.record, IdempotencyRecord)
+                        else f"ref:{op.record.kind}" if isinstance(op.record, RefRecord)
+                        else type(op.record).__name__)
                 items.append((item, cond, kind))
         try:
             with TransactWrite(connection=self._connection) as tx:

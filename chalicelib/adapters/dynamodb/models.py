@@ -17,6 +17,10 @@ settings    SET#name / SETTINGS        -                               -
 idempotency IDEM#scope#key / IDEM      -                               - (TTL expires_at)
 audit       AUD#type#id / at#id        -                               gsi3: AUDIT#day / at#id
 outbox      OUTBOX#shard / created#id  -                               - (deleted when done)
+ref         REF#kind#value / REF       -                               - (TTL for webhook event markers)
+intent      PI#id / INTENT             -                               -
+task        TSK#id / TASK              CUS#cid / TSK#created#id        gsi2: TASK#open / due#id (open only)
+dispute     DSP#id / DISPUTE           CUS#cid / DSP#created#id        gsi2: DISPUTE#open / created#id
 ==========  =========================  ==============================  =====================================
 
 Nothing here connects at import time: :func:`configure` sets the table name,
@@ -118,7 +122,7 @@ class InvoiceItem(TableItem):
 
 class PaymentItem(TableItem):
     id = UnicodeAttribute()
-    customer_id = UnicodeAttribute()
+    customer_id = UnicodeAttribute(null=True)
     amount = NumberAttribute()
     currency = UnicodeAttribute()
     unapplied = NumberAttribute()
@@ -179,8 +183,36 @@ class OutboxItem(TableItem):
     dead = BooleanAttribute(default=False)
 
 
+class RefItem(TableItem):
+    target = UnicodeAttribute()
+    data = JSONAttribute(null=True)
+    created_at = UTCDateTimeAttribute(null=True)
+    expires_at = NumberAttribute(null=True)  # DynamoDB TTL (epoch seconds)
+
+
+class IntentItem(TableItem):
+    """A provider PaymentIntent's furthest known state."""
+
+    status = UnicodeAttribute()
+    data = JSONAttribute()
+
+
+class TaskItem(TableItem):
+    status = UnicodeAttribute()
+    customer_id = UnicodeAttribute()
+    data = JSONAttribute()
+
+
+class DisputeItem(TableItem):
+    status = UnicodeAttribute()
+    customer_id = UnicodeAttribute()
+    invoice_id = UnicodeAttribute()
+    data = JSONAttribute()
+
+
 ALL_MODELS: tuple[type[TableItem], ...] = (TableItem, CustomerItem, InvoiceItem, PaymentItem, CounterItem,
-                                           ApiKeyItem, SettingsItem, IdempotencyItem, AuditItem, OutboxItem)
+                                           ApiKeyItem, SettingsItem, IdempotencyItem, AuditItem, OutboxItem,
+                                           RefItem, IntentItem, TaskItem, DisputeItem)
 
 
 def configure(*, table_name: str, region: str, host: str | None, max_pool_connections: int = 50) -> Connection:
