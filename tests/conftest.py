@@ -137,6 +137,49 @@ def api(stack: str) -> Iterator[Api]:
         yield Api(client, secret)
 
 
+WEBHOOK_SECRET = "whsec_test_local_secret"
+
+
+@pytest.fixture
+def payments_stack(stack: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """The app served over real HTTP (chalice's local server, as `make run` runs it) plus the
+    Stripe emulator sending signed webhooks to it; the app's Stripe client points at the emulator.
+
+    Yields {"api_url", "api": Api-like requests session with an admin key, "emulator", "key"}.
+    """
+    import threading
+
+    import requests
+
+    from infra.local.api_server import create_server
+    from infra.local.stripe_emulator import start_emulator
+
+    api_port = free_port()
+    api_url = f"http://127.0.0.1:{api_port}"
+    emulator = start_emulator(port=0, webhook_url=f"{api_url}/webhooks/stripe", webhook_secret=WEBHOOK_SECRET,
+                              retry_delays=(0.2, 0.5, 1.0))
+    for name, value in {"STRIPE_API_BASE": emulator.url, "STRIPE_SECRET_KEY": "sk_test_local",
+                        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET, "PUBLIC_BASE_URL": api_url}.items():
+        monkeypatch.setenv(name, value)
+    from chalicelib import wiring
+    from chalicelib.domain.auth import ADMIN, Actor
+
+    wiring.reset()
+    _, key = wiring.access().create_key("test-admin", ADMIN, Actor.system("tests"))
+    wiring.settings().put_seller(SELLER_INPUT, Actor.system("tests"))
+    server = create_server("127.0.0.1", api_port)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {key}"})
+    try:
+        wait_for_http(f"{api_url}/health")
+        yield {"api_url": api_url, "http": session, "emulator": emulator, "key": key}
+    finally:
+        server.shutdown()
+        emulator.stop()
+
+
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=timezone.utc)
 

@@ -16,7 +16,9 @@ invoices_bp = Blueprint(__name__)
 
 
 def present(invoice: Invoice) -> dict[str, Any]:
-    return invoice.to_dict(today=wiring.invoices().today())
+    body = invoice.to_dict(today=wiring.invoices().today())
+    body["pay_url"] = wiring.pay().pay_url(invoice)
+    return body
 
 
 @endpoint(invoices_bp, "/invoices", ["POST"], role=CLERK)
