@@ -74,8 +74,8 @@ NAME_THRESHOLD = 0.88
 NAME_AMBIGUITY_MARGIN = 0.04
 MAX_COMBINATION_SIZE = 5
 MAX_COMBINATION_INVOICES = 200  # a customer's open invoices considered for 2 to 4 invoice combinations
-MAX_FIVE_INVOICES = 60  # the oldest ones considered for 5-invoice combinations (cubic search)
-MAX_SEARCH_STEPS = 400_000
+MAX_FIVE_INVOICES = 100  # the oldest ones considered for 5-invoice combinations (cubic search)
+MAX_SEARCH_STEPS = 1_500_000
 MAX_SOLUTIONS = 64
 MAX_CANDIDATES = 10
 MIN_NUMBER_LENGTH = 4
@@ -674,13 +674,20 @@ class _Run:
             return self.matched(credit, RULE_EXACT, _CONFIDENCE[RULE_EXACT] * base, cid, [(inv, amount)],
                                 f"{preamble}{label}; open invoice {inv.number} of exactly {credit.amount} "
                                 f"{currency}{more}", identified_by=who.how)
-        combo, status = _best_combination([(inv, self.due(inv)) for inv in invs if self.due(inv) < amount], amount)
+        combo, status, count = _best_combination(
+            [(inv, self.due(inv)) for inv in invs if self.due(inv) < amount], amount)
         if combo is not None:
             numbers = ", ".join(inv.number for inv in combo)
-            return self.matched(credit, RULE_COMBINATION, _CONFIDENCE[RULE_COMBINATION] * base, cid,
+            confidence = _CONFIDENCE[RULE_COMBINATION] * base
+            others = ""
+            if count > 1:
+                # Another set of as many invoices adds up too: the oldest is a guess a clerk should confirm.
+                confidence = min(confidence, REVIEW_BELOW - 0.15)
+                others = f" (the oldest of {count} sets of {len(combo)} invoices with this total)"
+            return self.matched(credit, RULE_COMBINATION, confidence, cid,
                                 [(inv, self.due(inv)) for inv in combo],
                                 f"{preamble}{label}; open invoices {numbers} add up to exactly {credit.amount} "
-                                f"{currency}", identified_by=who.how)
+                                f"{currency}{others}", identified_by=who.how)
         discounted = [inv for inv in invs if self._discount_applies(inv, credit)]
         if discounted:
             inv = discounted[0]
@@ -730,12 +737,14 @@ class _Run:
 
 
 def _best_combination(items: Sequence[tuple[OpenInvoice, int]], target: int
-                      ) -> tuple[tuple[OpenInvoice, ...] | None, str]:
+                      ) -> tuple[tuple[OpenInvoice, ...] | None, str, int]:
     """The best set of 2..5 invoices whose dues add up to ``target``.
 
-    Returns (invoices in age order, "found") or (None, "none" / "ambiguous" /
-    "too_large"). Fewer invoices win; among sets of the same size the one whose
-    issue dates, oldest first, are earliest wins; equal dates are ambiguous.
+    Returns (invoices in age order, "found", number of sets of that size) or
+    (None, "none" / "ambiguous" / "too_large", count). Fewer invoices win; among
+    sets of the same size the one whose issue dates, oldest first, are earliest
+    wins; equal dates are ambiguous. With many open invoices, many sets of 4 or 5
+    add up to the same amount: more than :data:`MAX_SOLUTIONS` is ambiguous.
     """
     ordered = sorted(items, key=lambda x: _age(x[0]))[:MAX_COMBINATION_INVOICES]
     n = len(ordered)
@@ -778,41 +787,48 @@ def _best_combination(items: Sequence[tuple[OpenInvoice, int]], target: int
                         if k > j:
                             solutions.append((i, j, k))
                 if steps > MAX_SEARCH_STEPS:
-                    return None, "too_large"
+                    return None, "too_large", 0
         else:
             limit = n if size == 4 else min(n, MAX_FIVE_INVOICES)
             pm = pairs_map(limit)
             if size == 4:
                 for s, plist in pm.items():
+                    steps += 1
+                    others = pm.get(target - s)
+                    if not others:
+                        continue
                     for (i, j) in plist:
-                        for (k, m) in pm.get(target - s, ()):
+                        for (k, m) in others:
                             steps += 1
                             if k > j:
                                 solutions.append((i, j, k, m))
-                        if len(solutions) > MAX_SOLUTIONS:
-                            break
                     if steps > MAX_SEARCH_STEPS:
-                        return None, "too_large"
+                        return None, "too_large", 0
+                    if len(solutions) > MAX_SOLUTIONS:
+                        break
             else:
                 for i in range(limit):
                     for s, plist in pm.items():
-                        rest = target - amounts[i] - s
-                        if rest <= 0:
+                        steps += 1
+                        others = pm.get(target - amounts[i] - s)
+                        if not others:
                             continue
                         for (j, k) in plist:
                             if j <= i:
                                 continue
-                            for (m, p) in pm.get(rest, ()):
+                            for (m, p) in others:
                                 steps += 1
                                 if m > k:
                                     solutions.append((i, j, k, m, p))
-                        if steps > MAX_SEARCH_STEPS:
-                            return None, "too_large"
+                    if steps > MAX_SEARCH_STEPS:
+                        return None, "too_large", 0
+                    if len(solutions) > MAX_SOLUTIONS:
+                        break
         if len(solutions) > MAX_SOLUTIONS:
             overflow = True
         if solutions:
             if overflow:
-                return None, "ambiguous"
+                return None, "ambiguous", len(solutions)
 
             def key(sol: tuple[int, ...]) -> tuple[date, ...]:
                 return tuple(sorted(ordered[i][0].issue_date for i in sol))
@@ -821,9 +837,9 @@ def _best_combination(items: Sequence[tuple[OpenInvoice, int]], target: int
             best_key = min(key(s) for s in unique)
             best = [s for s in unique if key(s) == best_key]
             if len(best) > 1:
-                return None, "ambiguous"
-            return tuple(ordered[i][0] for i in sorted(best[0])), "found"
-    return None, "none"
+                return None, "ambiguous", len(unique)
+            return tuple(ordered[i][0] for i in sorted(best[0])), "found", len(unique)
+    return None, "none", 0
 
 
 def match_statement(credits: Sequence[BankCredit], view: MatchingView) -> tuple[MatchResult, ...]:
