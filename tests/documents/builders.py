@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from chalicelib.adapters.documents.context import DocumentContext
@@ -12,6 +13,7 @@ from chalicelib.domain.invoice import CREDIT_NOTE, Invoice, compute_totals, new_
 from chalicelib.domain.money import Money
 from chalicelib.domain.parties import Customer, SellerProfile, new_customer, seller_from_input
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 2, 9, 30, 15, tzinfo=timezone.utc)
 ISSUE_DATE = date(2026, 3, 2)
 

@@ -19,6 +19,7 @@ character (the full fonts cost ~60 ms more per document), else the full fonts.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, time, timezone
 from decimal import Decimal
 from functools import lru_cache
@@ -87,6 +88,12 @@ def _pdf_class() -> Any:
     class InvoicePDF(FPDF):  # type: ignore[misc]
         footer_text = ""
         page_label = "{page}/{pages}"
+        document_id = ""
+
+        def file_id(self) -> str:
+            # fpdf2's default ID hashes the whole output, which includes an XMP ModifyDate taken from the
+            # clock: derive it from the document's identity instead, so that re-renders are identical.
+            return f"<{self.document_id}><{self.document_id}>"
 
         def footer(self) -> None:
             self.set_y(-14)
@@ -121,6 +128,8 @@ def _new_pdf(m: DocumentModel, fonts: tuple[Path, Path]) -> Any:
         dest_output_profile=PDFICCProfile(contents=_srgb_profile(), n=3, alternate="DeviceRGB"),
         info="sRGB2014 (v2)")
     pdf.set_creation_date(document_date(m))
+    identity = "|".join((m.seller.siren or m.seller.name, m.type_code, m.number, document_date(m).isoformat()))
+    pdf.document_id = hashlib.md5(identity.encode("utf-8"), usedforsecurity=False).hexdigest().upper()
     pdf.set_producer(PRODUCER)
     pdf.set_creator(PRODUCER)
     pdf.set_title(f"{m.fmt.t(_title_key(m))} {m.number}")
@@ -446,8 +455,8 @@ def _payment_rows(m: DocumentModel) -> list[tuple[str, str, float]]:
 
 
 QR_SIZE = 24.0
-LEFT_W = 92.0
-TOTALS_X = 112.0
+LEFT_W = 86.0
+TOTALS_X = 106.0
 
 
 def _totals_and_payment(pdf: Any, m: DocumentModel) -> None:
@@ -464,6 +473,11 @@ def _totals_and_payment(pdf: Any, m: DocumentModel) -> None:
                        rate=f.plain_rate(m.context.eur_exchange_rate), rate_date=rate_date)
     notes = [(text, "", SMALL) for text in list(m.exemption_mentions) + _free_notes(m)]
     pay_rows = _payment_rows(m)
+    if m.pay_url and pay_rows[-1][0] == m.pay_url:
+        # Keep the link on one line (shrinking down to 5.5 pt): a cut URL cannot be copied.
+        pdf.set_font(FONT, "", SMALL)
+        size = max(5.5, min(SMALL, SMALL * (LEFT_W - 1.5) / pdf.get_string_width(m.pay_url)))
+        pay_rows[-1] = (m.pay_url, "", size)
     qrs = _qr_codes(m)
 
     # Height estimate (wrapped lines are counted generously) to keep the block on one page.
