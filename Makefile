@@ -28,5 +28,25 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
+## make synth: CloudFormation templates of every stage in infra/cdk/cdk.out (offline: package registries only)
+## make deploy STAGE=dev: deploys one stage (AWS credentials + `cdk bootstrap` first: docs/deploy.md)
+CDK_DIR := infra/cdk
+CDK := $(CDK_DIR)/node_modules/.bin/cdk
+STAGE ?= dev
+CDK_DEPLOY_FLAGS ?= --require-approval broadening
+
+$(CDK): $(CDK_DIR)/package.json $(CDK_DIR)/package-lock.json
+	cd $(CDK_DIR) && npm ci --no-audit --no-fund
+	@touch $(CDK)
+
+synth: $(STAMP) $(CDK)
+	@rm -rf $(CDK_DIR)/chalice.out
+	cd $(CDK_DIR) && ./node_modules/.bin/cdk synth --no-notices --quiet
+
+deploy: $(STAMP) $(CDK)
+	@rm -rf $(CDK_DIR)/chalice.out
+	cd $(CDK_DIR) && ./node_modules/.bin/cdk deploy $(STAGE) --context stages=$(STAGE) --no-notices $(CDK_DEPLOY_FLAGS)
+
 clean:
 	rm -rf $(VENV) .local cdk.out
+	rm -rf $(CDK_DIR)/cdk.out $(CDK_DIR)/chalice.out $(CDK_DIR)/node_modules

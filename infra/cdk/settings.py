@@ -75,8 +75,8 @@ def stage_settings(stage: str, context: Callable[[str], Any]) -> StageSettings:
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}: expected one of {STAGES}")
     values: dict[str, Any] = {"stage": stage, **DEFAULTS[stage]}
-    region = context(f"{stage}:region") or context("region") or os.environ.get("CDK_DEFAULT_REGION")
-    values["region"] = region or DEFAULT_REGION
+    # The region is chosen here, not by whatever profile deploys: eu-west-3 unless told.
+    values["region"] = context(f"{stage}:region") or context("region") or DEFAULT_REGION
     values["account"] = context(f"{stage}:account") or context("account") or os.environ.get("CDK_DEFAULT_ACCOUNT")
     for f in dataclasses.fields(StageSettings):
         if f.name in ("stage", "region", "account"):
