@@ -102,6 +102,14 @@ class ArBackendStack(cdk.Stack):
                              retention_period=cdk.Duration.days(14), encryption=sqs.QueueEncryption.SQS_MANAGED,
                              enforce_ssl=True)
         self.alarm_topic = sns.Topic(self, "AlarmTopic", topic_name=f"{settings.prefix}-alarms", enforce_ssl=True)
+        # A topic policy replaces SNS's default one: say explicitly that this account's alarms may publish.
+        self.alarm_topic.add_to_resource_policy(iam.PolicyStatement(
+            sid="AlarmsPublish", principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"], resources=[self.alarm_topic.topic_arn],
+            conditions={"StringEquals": {"aws:SourceAccount": self.account},
+                        "ArnLike": {"aws:SourceArn": self.format_arn(service="cloudwatch", resource="alarm",
+                                                                     resource_name="*",
+                                                                     arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)}}))
         if settings.alarm_email:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
 

@@ -61,3 +61,13 @@ def test_lambda_layer_has_every_requirement_built_for_lambda(synthesized: dict[s
         f"{host_built} were compiled on this machine because no manylinux wheel for Lambda's Python 3.11 "
         "(glibc 2.26) exists at the pinned version: they will fail to import on Lambda. Pin a version that "
         "ships manylinux2014 wheels in requirements.txt (e.g. pillow==12.2.0, the last one for cp311).")
+
+
+def test_code_and_layer_fit_lambdas_unzipped_limit(synthesized: dict[str, Synth]) -> None:
+    synth = synthesized["dev"]
+    code_key = synth.functions()["APIHandler"]["Properties"]["CodeUri"]["Key"]
+    total = 0
+    for path in (_layer_zip(synth), synth.outdir / f"asset.{code_key}"):
+        with zipfile.ZipFile(path) as z:
+            total += sum(i.file_size for i in z.infolist())
+    assert total < 250 * 1024 * 1024, f"{total / 2**20:.0f} MiB unzipped: over Lambda's 250 MiB limit"

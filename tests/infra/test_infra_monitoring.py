@@ -59,3 +59,14 @@ def test_outbox_dead_letters_are_counted_from_the_logs(stage: Synth) -> None:
 def test_dashboard_exists(stage: Synth) -> None:
     (dashboard,) = stage.resources("AWS::CloudWatch::Dashboard").values()
     assert dashboard["Properties"]["DashboardName"] == f"ar-backend-{stage.stage}"
+
+
+def test_alarms_may_publish_to_the_alarm_topic(stage: Synth) -> None:
+    # The topic policy (TLS only) replaces SNS's default policy: CloudWatch needs its own allow.
+    (topic_id,) = [lid for lid, t in stage.resources("AWS::SNS::Topic").items()
+                   if t["Properties"]["TopicName"] == f"ar-backend-{stage.stage}-alarms"]
+    statements = [s for p in stage.resources("AWS::SNS::TopicPolicy").values()
+                  if {"Ref": topic_id} in p["Properties"]["Topics"]
+                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    assert any(s["Effect"] == "Allow" and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+               and s["Action"] == "sns:Publish" for s in statements)
