@@ -78,6 +78,7 @@ MAX_FIVE_INVOICES = 100  # the oldest ones considered for 5-invoice combinations
 MAX_SEARCH_STEPS = 1_500_000
 MAX_SOLUTIONS = 64
 MAX_CANDIDATES = 10
+MAX_NAME_CANDIDATES = 50
 MIN_NUMBER_LENGTH = 4
 
 _CONFIDENCE = {RULE_RF: 0.99, RULE_NUMBER: 0.95, RULE_EXACT: 0.9, RULE_COMBINATION: 0.75, RULE_DISCOUNT: 0.8}
@@ -510,9 +511,12 @@ class _Run:
             return _Identity(None, None, 0.0, tuple(sorted(exact)))
         tokens: dict[str, set[str]] = self.view.name_tokens
         normalized: dict[str, str] = self.view.normalized_names
-        pool: set[str] = set()
-        for tok in norm.split():
-            pool |= tokens.get(tok, set())
+        shared: dict[str, int] = {}
+        for tok in set(norm.split()):
+            for cid in tokens.get(tok, ()):
+                shared[cid] = shared.get(cid, 0) + 1
+        # Common words ("BOULANGERIE") may be shared by many customers: compare the names sharing most words.
+        pool = sorted(shared, key=lambda cid: (-shared[cid], cid))[:MAX_NAME_CANDIDATES]
         scored = sorted(((name_similarity(norm, normalized[cid]), cid) for cid in pool), key=lambda x: (-x[0], x[1]))
         if not scored or scored[0][0] < NAME_THRESHOLD:
             return _Identity(None, None, 0.0)
@@ -550,7 +554,8 @@ class _Run:
         for inv, minor in plan:
             if minor <= 0:
                 continue
-            assert inv.currency == credit.amount.currency and minor <= self.due(inv)
+            if inv.currency != credit.amount.currency or minor > self.due(inv):  # a bug, never a data case
+                raise RuntimeError(f"matching would allocate {minor} to {inv.number}: invariant broken")
             self.take(inv, minor)
             allocations.append(ProposedAllocation(inv.id, inv.number, Money(minor, inv.currency)))
         granted = []
@@ -658,7 +663,8 @@ class _Run:
     # -- rules (b), (c), (d): the customer's open invoices -------------------------------------------------
     def by_customer(self, credit: BankCredit, who: _Identity, preamble: str) -> MatchResult:
         cid = who.customer_id
-        assert cid is not None and who.how is not None
+        if cid is None or who.how is None:
+            raise RuntimeError("by_customer needs an identified customer")
         base = who.score if who.how == "name" else 1.0
         label = f"customer identified by {'debtor IBAN seen before' if who.how == 'iban' else 'name'}"
         if who.how == "name" and who.score < 1.0:

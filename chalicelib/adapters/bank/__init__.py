@@ -13,6 +13,8 @@ Typical use by a service (nothing here touches storage)::
 
 from __future__ import annotations
 
+from datetime import date
+
 from chalicelib.domain.matching import BankCredit
 
 from .camt import parse_camt
@@ -42,7 +44,7 @@ def classify_entry(entry: BankEntry) -> str:
 
 def credits_to_match(statement: Statement) -> tuple[BankCredit, ...]:
     """The booked customer credits of a statement, one per transaction detail, by booking date."""
-    out: list[tuple[object, int, int, BankCredit]] = []
+    out: list[tuple[date, int, int, BankCredit]] = []
     for position, entry in enumerate(statement.entries):
         if classify_entry(entry) != CUSTOMER_CREDIT or entry.booking_date is None:
             continue
@@ -56,7 +58,7 @@ def credits_to_match(statement: Statement) -> tuple[BankCredit, ...]:
                                                                 detail.additional_info) if p),
                                 structured_reference=detail.creditor_reference)
             out.append((entry.booking_date, position, detail.index, credit))
-    out.sort(key=lambda x: (x[0], x[1], x[2]))  # type: ignore[return-value]
+    out.sort(key=lambda x: (x[0], x[1], x[2]))
     return tuple(c for *_, c in out)
 
 

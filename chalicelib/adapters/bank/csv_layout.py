@@ -13,8 +13,8 @@ amount          yes      signed decimal, ``-`` for a debit: ``1200.00``, ``1 200
                          (``.`` or ``,`` as decimal separator, spaces allowed between thousands)
 currency        yes      ISO 4217 code, the same on every row (``EUR``)
 label           yes      the bank's label / remittance information as printed
-debtor_name     no       who paid (credits)
-debtor_iban     no       the payer's IBAN, checked when present
+debtor_name     no       who paid (a credit) or was paid (a debit)
+debtor_iban     no       that party's IBAN, checked when present
 reference       no       the reference the payer gave (RF creditor reference or invoice number)
 bank_entry_id   yes      the bank's unique id of the movement, unique in the file; it makes
                          re-imports idempotent, so it must be the same in every export
