@@ -214,8 +214,10 @@ class ArBackendStack(cdk.Stack):
         return f"{self.settings.prefix}-api" if fn.name == API_HANDLER else f"{self.settings.prefix}-{fn.name}"
 
     def _data_resources(self) -> permissions.DataResources:
-        identities = (self.format_arn(service="ses", resource="identity", resource_name=self.settings.mail_domain),
-                      self.format_arn(service="ses", resource="identity", resource_name=self.settings.mail_from))
+        # In the SES sandbox the recipients are identities too: dev may send to any identity verified
+        # in its account (test recipients); prod only from its own domain.
+        names = ((self.settings.mail_domain, self.settings.mail_from) if self.settings.production else ("*",))
+        identities = tuple(self.format_arn(service="ses", resource="identity", resource_name=n) for n in names)
         return permissions.DataResources(
             table_arn=self.table.table_arn, table_name=self.table.table_name, bucket_arn=self.bucket.bucket_arn,
             bus_arn=self.bus.event_bus_arn, secret_arn=self.secret.secret_arn, dlq_arn=self.dlq.queue_arn,
