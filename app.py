@@ -11,6 +11,7 @@ from chalicelib.api.authorizer import authorizer_bp
 from chalicelib.api.collections import collections_bp
 from chalicelib.api.customers import customers_bp
 from chalicelib.api.invoices import invoices_bp
+from chalicelib.api.pages import pages_bp
 from chalicelib.api.payments import payments_bp
 from chalicelib.api.responses import normalise_error
 from chalicelib.api.webhooks import webhooks_bp
@@ -21,7 +22,7 @@ app = Chalice(app_name="ar-backend")
 app.api.binary_types.append("application/pdf")
 
 for blueprint in (authorizer_bp, admin_bp, customers_bp, invoices_bp, payments_bp, collections_bp, webhooks_bp,
-                  jobs_bp):
+                  jobs_bp, pages_bp):
     app.register_blueprint(blueprint)
 
 
