@@ -72,10 +72,13 @@ Write side
 ----------
 A change produces :class:`AggregateDelta` s (one per cell), which
 :func:`merge_deltas` folds into one :class:`AggregateUpdate` per item, because a
-DynamoDB transaction allows one action per item. A typical change touches 3 to 5
-items per scope (month and year of the event, month and year of the due date
-for a pre-due delta, the late detail for a late one), so 6 to 10 updates; see
-:func:`updates_for_invoice_change`.
+DynamoDB transaction allows one action per item. A change touches 2 to 5 items
+per scope (month and year of the event; for a pre-due delta also month and year
+of the due date when they differ; for a late one the late detail), so 4 to 10
+updates for the portfolio and the customer together; see
+:func:`updates_for_invoice_change`. A payment allocated to many invoices of one
+customer shares most of them (same event date): budget about
+``6 + 4 x distinct due months`` updates.
 
 Counts and back-dated events
 ----------------------------
@@ -384,11 +387,15 @@ def deltas_for_invoice_change(before: Invoice | None, after: Invoice, *, on: dat
     """Deltas of one invoice change, and the invoice's history to store with it.
 
     ``history`` is the invoice's stored history (``None`` for an invoice being
-    issued). Returns ``([], history)`` for drafts and credit notes.
+    issued). Returns ``([], history)`` for drafts and credit notes. Raises
+    ``ValueError`` when an issued invoice changes without its history: its counts
+    would be wrong (backfill histories with the ledger first, see :func:`rebuild`).
     """
     new = entries_for_change(before, after, on=on)
     if not new:
         return [], history
+    if history is None and is_receivable(before):
+        raise ValueError(f"invoice {after.id} is already issued: pass its stored receivable history")
     base = history if history is not None else history_header(after)
     return deltas_for_entries(base, new), base.with_entries(new)
 
@@ -471,6 +478,14 @@ def aging_read_keys(currency: str, scope: str, as_of: date, first_year: int,
     keys += [late_key(currency, scope, m)
              for m in _months_between(as_of - timedelta(days=detail_days - 1), as_of)]
     return keys
+
+
+def aging_read_keys_many(currency: str, scope: str, dates: Iterable[date], first_year: int) -> list[AggregateKey]:
+    """The union of :func:`aging_read_keys` for several dates (e.g. the last 12 month ends)."""
+    keys: set[AggregateKey] = set()
+    for d in dates:
+        keys.update(aging_read_keys(currency, scope, d, first_year))
+    return sorted(keys)
 
 
 def period_read_keys(currency: str, scope: str, start: date, end: date, first_year: int) -> list[AggregateKey]:
@@ -653,11 +668,10 @@ def period_figures_from_invoices(histories: Iterable[ReceivableHistory], *, curr
     hs = list(_select(histories, currency, customer_id))
     before = start - timedelta(days=1)
     flows = {kind: sum(h.flow(kind, start, end) for h in hs) for kind in ENTRY_KINDS}
-    adjusted = sum(e.amount for h in hs for e in h.entries if e.kind == ADJUST and start <= e.on <= end)
     return PeriodFigures(
         currency=currency, start=start, end=end,
         beginning_receivables=sum(h.balance_as_of(before) for h in hs),
         ending_receivables=sum(h.balance_as_of(end) for h in hs),
         ending_current_receivables=sum(h.balance_as_of(end) for h in hs if h.due_date >= end),
         invoiced=flows[ISSUE], credited=flows[CREDIT], collected=flows[PAYMENT], refunded=flows[REFUND],
-        discounted=flows[DISCOUNT], written_off=flows[WRITE_OFF], adjusted=adjusted)
+        discounted=flows[DISCOUNT], written_off=flows[WRITE_OFF], adjusted=flows[ADJUST])

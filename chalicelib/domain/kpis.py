@@ -39,7 +39,7 @@ from __future__ import annotations
 import calendar
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Iterable, Sequence
 
@@ -561,7 +561,3 @@ def collection_report(figures: PeriodFigures, paid: Iterable[PaidInvoice]) -> Co
         by_method=tuple(MethodBreakdown(m, by_method_amount[m], by_method_invoices[m])
                         for m in sorted(by_method_amount, key=lambda m: (-by_method_amount[m], m))),
         by_dunning_step=step_rows)
-
-
-def previous_day(d: date) -> date:
-    return d - timedelta(days=1)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from chalicelib.domain.aggregates import (
     ADJUST, CREDIT, DETAIL_DAYS, ISSUE, LATE, MONTH, PAYMENT, PORTFOLIO, REFUND, YEAR, AggregateDelta,
     AggregateKey, AggregateView, LedgerEntry, ReceivableHistory, UnplannedRead, aging_from_aggregates,
-    aging_from_invoices, aging_read_keys, apply_updates, deltas_for_history, drift, entries_for_change,
+    aging_from_invoices, aging_read_keys, aging_read_keys_many, deltas_for_invoice_change, apply_updates, deltas_for_history, drift, entries_for_change,
     merge_deltas, month_key, monthly_read_keys, period_figures_from_invoices, period_read_keys, rebuild,
     updates_for_invoice_change, year_key)
 from chalicelib.domain.errors import DomainError
@@ -362,3 +362,36 @@ def test_history_round_trips_through_dicts() -> None:
     assert merge_deltas(deltas_for_history(h))  # a history rebuilds to something
     assert month_key("EUR", "*", date(2025, 2, 3)).sk == "m#2025-02"
     assert year_key("EUR", "c1", 2025).pk == "AGG#EUR#c1"
+
+
+def test_one_payment_over_thirty_invoices_stays_within_the_budget() -> None:
+    # Given 30 invoices of one customer due over three months (Jan, Feb, Mar 2025)
+    invoices = [issued(f"i{n}", "c1", "EUR", date(2024, 12, 1), date(2025, 1 + n % 3, 10 + n % 15), 10_000)
+                for n in range(30)]
+    # When one payment received on 15 Feb settles all of them (January's late, the others early)
+    histories = {inv.id: updates_for_invoice_change(None, inv, on=inv.issue_date)[1] for inv in invoices}
+    all_deltas = []
+    for inv in invoices:
+        paid = inv.apply_payment(inv.amount_due, NOW)
+        d, _ = deltas_for_invoice_change(inv, paid, on=date(2025, 2, 15), history=histories[inv.id])
+        all_deltas += d
+    updates = merge_deltas(all_deltas)
+    # Then the transaction carries one update per item, at most 6 + 4 x 3 due months = 18
+    assert len(updates) == len({u.key for u in updates}) <= 6 + 4 * 3
+
+
+def test_an_issued_invoice_without_its_history_is_refused() -> None:
+    inv = issued("i1", "c1", "EUR", date(2025, 1, 1), date(2025, 1, 31), 10_000)
+    try:
+        updates_for_invoice_change(inv, inv.apply_payment(Money(1_000, "EUR"), NOW), on=date(2025, 1, 5))
+    except ValueError as exc:
+        assert "history" in str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("counts would silently drift")
+
+
+def test_read_plan_for_twelve_month_ends() -> None:
+    ends = [(date(2025, m, 1) + timedelta(days=31)).replace(day=1) - timedelta(days=1) for m in range(1, 13)]
+    keys = aging_read_keys_many("EUR", "c1", ends, first_year=2024)
+    # 2 year items + month and late items from Nov 2024 (31 Jan - 90 days = 2 Nov) to Dec 2025 (14 each)
+    assert len(keys) == 2 + 14 + 14
