@@ -87,7 +87,8 @@ def test_french_pdf_has_the_mandatory_mentions(invoice_fr: RenderedDocuments) ->
         "Total HT", "Total TVA", "Total TTC", "Net à payer", "Remise : Remise fidélité", "Frais : Frais de port",
         "Escompte de 2 % pour paiement sous 10 jours",
         "taux BCE + 10 points", "Indemnité forfaitaire pour frais de recouvrement : 40 €",
-        "Catégorie de l'opération : prestation de services", "Virement SEPA", "IBAN FR76 3000 6000 0112 3456 7890 189",
+        "Catégorie de l'opération : prestation de services", "Virement SEPA",
+        "IBAN FR76 3000 6000 0112 3456 7890 189",
         "Référence de paiement : F2026-000042", "https://pay.demo-seller.example/pay/tok_8f3a2c91d7e44b0b9a61",
         "QR code virement SEPA",
     ):
@@ -197,3 +198,24 @@ def test_no_epc_code_for_credit_notes_or_direct_debit() -> None:
 def test_qr_matrix_is_a_valid_qr_code() -> None:
     matrix: Any = qr_matrix(b"https://pay.example/pay/tok", error="m")
     assert len(matrix) == len(matrix[0]) >= 21
+
+
+def test_minimal_seller_identity_renders_valid_documents(official_rules: Any) -> None:
+    # Given an identity frozen with only the required seller fields (older profiles, or fields cleared)
+    minimal = {"legal_name": "Studio Minimal", "siren": "812345676", "vat_number": "FR19812345676",
+               "address": {"line1": "1 rue A", "postal_code": "75001", "city": "Paris", "country": "FR"},
+               "email": "billing@minimal.example", "iban": "FR7630006000011234567890189"}
+    invoice = issued([line()], seller_identity=minimal)
+    documents = render_invoice(invoice, context())
+    assert official_rules.fatal(documents.xml) == []
+    text = text_of(documents.pdf)
+    assert "Studio Minimal" in text and "SIREN 812345676" in text and "BIC" not in text
+
+
+def test_seller_terms_frozen_on_the_invoice_win_over_the_context() -> None:
+    profile = seller()
+    invoice = issued([line()], seller_identity={**profile.identity(), "late_penalty_rate": "15",
+                                                "early_payment_discount": None})
+    text = text_of(render_invoice(invoice, context(profile, late_penalty_rate=Decimal("11"))).pdf)
+    assert "Pénalités de retard : 15 % l'an" in text
+    assert "Escompte de 2 % pour paiement sous 10 jours" in text  # None in the identity: the context's value

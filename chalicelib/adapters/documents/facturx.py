@@ -86,5 +86,6 @@ def pin_timestamps(pdf: bytes, when: datetime) -> bytes:
     same lengths (whitespace is legal between dictionary tokens), so the xref offsets stay valid."""
     digits = when.strftime("%Y%m%d%H%M%S").encode()
     xmp_date = when.strftime("%Y-%m-%dT%H:%M:%S+00:00").encode()
-    out = _PDF_DATE.sub(lambda mt: b"D" + mt.group(1) + digits + mt.group(2), pdf).replace(_EMPTY_KEYWORDS, b" " * len(_EMPTY_KEYWORDS))
+    out = _PDF_DATE.sub(lambda mt: b"D" + mt.group(1) + digits + mt.group(2), pdf)
+    out = out.replace(_EMPTY_KEYWORDS, b" " * len(_EMPTY_KEYWORDS))
     return _XMP_DATE.sub(lambda mt: b"<xmp:%s>%s</xmp:%s>" % (mt.group(1), xmp_date, mt.group(1)), out)
