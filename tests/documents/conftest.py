@@ -13,3 +13,11 @@ def official_rules() -> en16931.Validator:
     if reason:
         pytest.skip(reason)
     return en16931.validator()
+
+
+@pytest.fixture(scope="session")
+def facturx_rules() -> en16931.Validator:
+    reason = en16931.available()
+    if reason:
+        pytest.skip(reason)
+    return en16931.facturx_validator()

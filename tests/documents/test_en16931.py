@@ -31,6 +31,15 @@ def test_every_scenario_passes_the_official_rules(scenario: str, official_rules:
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_every_scenario_passes_the_facturx_profile_schematron(scenario: str, facturx_rules: Validator) -> None:
+    invoice, ctx = SCENARIOS[scenario]()
+    failures = facturx_rules.failures(build_cii(invoice, ctx))
+    assert [str(f) for f in failures if f.fatal] == []
+    # The only warning: the XSD requires ApplicableHeaderTradeDelivery even when there is no delivery data.
+    assert {f.rule for f in failures} <= {"PEPPOL-EN16931-R008"}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_every_scenario_is_valid_against_the_facturx_xsd(scenario: str) -> None:
     import facturx
 
