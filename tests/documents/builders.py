@@ -179,6 +179,17 @@ def _s_direct_debit() -> tuple[Invoice, DocumentContext]:
                 payment_reference=creditor_reference.generate("F2026-000042"))
 
 
+def _s_buyer_without_address() -> tuple[Invoice, DocumentContext]:
+    from decimal import Decimal
+
+    from chalicelib.adapters.documents.context import GOODS, DeliverTo
+
+    buyer = customer(EU_CUSTOMER, address=None, siren=None)
+    return issued([line("Sample kit", "2", "19.99", "20"), line("Shipping", "1", "12", "20")], buyer=buyer,
+                  delivery_date="2026-02-27"), \
+        context(operation_category=GOODS, deliver_to=DeliverTo(country="DE"), late_penalty_rate=Decimal("12.15"))
+
+
 SCENARIOS = {
     "S 20/10/5.5/2.1 + allowance/charge + decimals": _s_multi_rate,
     "Z zero rated": _s_zero_rated,
@@ -192,4 +203,5 @@ SCENARIOS = {
     "final invoice with deposit": _s_final_with_deposit,
     "deposit invoice": _s_deposit_invoice,
     "direct debit 59": _s_direct_debit,
+    "buyer without address (en)": _s_buyer_without_address,
 }
