@@ -70,6 +70,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "status_debit_scheduled": "Sera prélevée par prélèvement SEPA le {date}",
         "status_debit_processing": "Prélèvement SEPA en cours",
         "status_disputed": "Contestée : notre équipe examine votre demande",
+        "short_open": "À régler",
+        "short_partial": "Partiellement réglée",
+        "short_paid": "Payée",
+        "short_debit_scheduled": "Prélèvement prévu",
+        "short_disputed": "Contestée",
         "debit_failed": "Le prélèvement SEPA n'a pas abouti ({reason}). Merci de régler par carte ou par virement.",
         "debit_scheduled_note": "Vous n'avez rien à faire : le montant de {amount} sera prélevé sur votre compte "
                                 "le {date} au titre de votre mandat SEPA.",
@@ -246,6 +251,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "status_debit_scheduled": "Will be collected by SEPA direct debit on {date}",
         "status_debit_processing": "SEPA direct debit in progress",
         "status_disputed": "Contested: our team is reviewing your request",
+        "short_open": "Open",
+        "short_partial": "Partially paid",
+        "short_paid": "Paid",
+        "short_debit_scheduled": "Direct debit scheduled",
+        "short_disputed": "Contested",
         "debit_failed": "The SEPA direct debit failed ({reason}). Please pay by card or bank transfer.",
         "debit_scheduled_note": "Nothing to do: {amount} will be debited from your account on {date} under your "
                                 "SEPA mandate.",
@@ -289,7 +299,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "reason_other": "Other",
         "message": "Your message",
         "message_help": "Explain what is wrong (at most 4000 characters).",
-        "contest_button": "Send",
+        "contest_button": "Send the dispute",
         "contest_sent_title": "Dispute sent",
         "contest_sent": "We have received your dispute about invoice {number}. Our team will get back to you "
                         "soon; reminders are paused meanwhile.",
@@ -421,6 +431,14 @@ class Formatter:
         from babel.dates import format_date
 
         return str(format_date(value, format="long", locale=self.locale))
+
+    def short_date(self, value: date | None) -> str:
+        """For tables: "25 nov. 2026" / "25 Nov 2026"."""
+        if value is None:
+            return ""
+        from babel.dates import format_date
+
+        return str(format_date(value, format="medium", locale=self.locale))
 
     def percent(self, rate: Decimal) -> str:
         """A rate given in percent (``Decimal("2")``) as "2 %" / "2%"."""

@@ -240,8 +240,9 @@ def document_title(invoice: Invoice, f: Any) -> str:
     return f.t(key, number=invoice.number or "")
 
 
-def invoice_status(invoice: Invoice, today: date, tz: str, f: Any) -> dict[str, Any]:
-    """A badge (label + style) and the extra lines the page shows about the invoice's state."""
+def invoice_status(invoice: Invoice, today: date, tz: str, f: Any, *, short: bool = False) -> dict[str, Any]:
+    """A badge (label + style) and the extra lines the page shows about the invoice's state.
+    ``short``: the table variant (the due date and the amount have their own columns)."""
     notes: list[str] = []
     paid = invoice.amount_paid - invoice.amount_reversed
     partial = f.t("status_partial", amount=f.money(invoice.amount_due))
@@ -249,7 +250,7 @@ def invoice_status(invoice: Invoice, today: date, tz: str, f: Any) -> dict[str, 
         return {"label": f.t("status_credit_note"), "css": "void", "notes": notes}
     if invoice.status == PAID:
         paid_on = local_date(invoice.paid_at, tz)
-        label = f.t("status_paid_on", date=f.date(paid_on)) if paid_on else f.t("status_paid")
+        label = f.t("short_paid") if short or not paid_on else f.t("status_paid_on", date=f.date(paid_on))
         return {"label": label, "css": "paid", "notes": notes}
     if invoice.status == VOID:
         return {"label": f.t("status_void"), "css": "void", "notes": notes}
@@ -258,16 +259,18 @@ def invoice_status(invoice: Invoice, today: date, tz: str, f: Any) -> dict[str, 
     if invoice.collection_status == "processing":
         label, css = f.t("status_debit_processing"), "debit"
     elif invoice.collection_status == "scheduled":
-        label, css = f.t("status_debit_scheduled", date=f.date(invoice.due_date)), "debit"
+        label = f.t("short_debit_scheduled") if short else f.t("status_debit_scheduled", date=f.date(invoice.due_date))
+        css = "debit"
     elif invoice.dispute_status == "open":
-        label, css = f.t("status_disputed"), "disputed"
+        label, css = f.t("short_disputed" if short else "status_disputed"), "disputed"
     elif invoice.is_overdue(today):
         days = invoice.days_overdue(today)
         label, css = f.plural("status_overdue", days, days=days), "overdue"
     elif paid > 0:
-        label, css = partial, "partial"
+        label, css = (f.t("short_partial") if short else partial), "partial"
     else:
-        label, css = f.t("status_open", due=f.date(invoice.due_date)), "open"
+        label = f.t("short_open") if short else f.t("status_open", due=f.date(invoice.due_date))
+        css = "open"
     if paid > 0 and label != partial:
         notes.append(partial)
     if invoice.collection_status == "failed":
@@ -477,12 +480,12 @@ def portal_context(page: Page, token: str, data: Mapping[str, Any], f: Any, *, e
         selectable = inv.id in open_ids and inv.collection_status != "processing"
         documents.append({
             "id": inv.id, "number": inv.number or inv.id, "kind": f.t(f"kind_{inv.kind}"),
-            "issue": f.date(inv.issue_date), "issue_iso": inv.issue_date.isoformat() if inv.issue_date else "",
-            "due": f.date(inv.due_date) if inv.kind != CREDIT_NOTE else "",
+            "issue": f.short_date(inv.issue_date), "issue_iso": inv.issue_date.isoformat() if inv.issue_date else "",
+            "due": f.short_date(inv.due_date) if inv.kind != CREDIT_NOTE else "",
             "due_iso": inv.due_date.isoformat() if inv.due_date else "",
             "total": f.money(inv.totals.payable),
             "amount_due": f.money(inv.amount_due) if inv.kind != CREDIT_NOTE else "",
-            "status": invoice_status(inv, today, seller.timezone, f),
+            "status": invoice_status(inv, today, seller.timezone, f, short=True),
             "page_url": page_url, "pdf_url": page.url(f"/pay/{inv.pay_token}/pdf") if inv.pay_token else None,
             "selectable": selectable,
             "select_label": f.t("select_invoice", number=inv.number or inv.id, amount=f.money(inv.amount_due)),
@@ -496,7 +499,7 @@ def portal_context(page: Page, token: str, data: Mapping[str, Any], f: Any, *, e
         statements.append({
             "caption": f"{f.t('statement_caption')} ({currency})",
             "balance": f.money(Money(rows[-1]["balance"], currency)),
-            "rows": [{"date": f.date(r["date"]), "date_iso": r["date"].isoformat(), "label": statement_label(r, f),
+            "rows": [{"date": f.short_date(r["date"]), "date_iso": r["date"].isoformat(), "label": statement_label(r, f),
                       "debit": f.money(Money(r["amount"], currency)) if r["amount"] > 0 else "",
                       "credit": f.money(Money(-r["amount"], currency)) if r["amount"] < 0 else "",
                       "balance": f.money(Money(r["balance"], currency))} for r in rows]})
@@ -508,7 +511,7 @@ def portal_context(page: Page, token: str, data: Mapping[str, Any], f: Any, *, e
                    if i.id in open_ids and i.dispute_status != "open"]
     mandate = customer.mandate if customer.mandate and customer.mandate.active else None
     return {
-        "seller_name": seller_display_name(identity), "legal": legal_mentions(identity, f),
+        "wide": True, "seller_name": seller_display_name(identity), "legal": legal_mentions(identity, f),
         "contact": identity.get("email"), "customer_name": customer.name,
         "balances": [f.t("portal_balance", amount=f.money(Money(v, c))) for c, v in sorted(due.items())],
         "documents": documents, "payable": bool(open_ids), "selected": selected, "select_error": select_error,
