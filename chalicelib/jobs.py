@@ -26,7 +26,8 @@ def outbox_stream(event: dict[str, Any], context: Any) -> dict[str, list[dict[st
     """Drains each outbox item as soon as it is written (DynamoDB stream of the ledger table).
 
     On AWS the event source mapping (infra/cdk) passes only INSERTs under ``OUTBOX#``
-    that are not dead letters; this handler skips anything else anyway. ``process``
+    that are neither dead letters nor delayed (``not_before``); this handler skips
+    anything else anyway. ``process``
     claims the message first, so a message the 1-minute drain already took is skipped.
     A record that raises is reported back (partial batch response): Lambda retries from
     it, then sends the batch to the dead-letter queue; ``outbox_drain`` stays the
@@ -43,7 +44,10 @@ def outbox_stream(event: dict[str, Any], context: Any) -> dict[str, list[dict[st
         if record.get("eventName") != "INSERT" or not pk.startswith("OUTBOX#") or pk == "OUTBOX#DEAD":
             continue
         try:
-            wiring.outbox().process(_to_outbox(OutboxItem.from_raw_data(image)), report)
+            message = _to_outbox(OutboxItem.from_raw_data(image))
+            if message.not_before is not None and message.not_before > wiring.clock().now():
+                continue  # delayed: the scheduled drain sends it when due
+            wiring.outbox().process(message, report)
         except Exception:  # noqa: BLE001 - reported to Lambda, which retries then dead-letters
             logger.exception("outbox stream record failed", extra={"sequence": record["dynamodb"]["SequenceNumber"]})
             failures.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})

@@ -62,7 +62,10 @@ OUTBOX_STREAM_FILTER = {
     "eventName": ["INSERT"],
     "dynamodb": {
         "Keys": {"pk": {"S": [{"prefix": "OUTBOX#"}]}},
-        "NewImage": {"dead": {"BOOL": [False]}},  # dead letters (OUTBOX#DEAD) are never drained
+        "NewImage": {
+            "dead": {"BOOL": [False]},                  # dead letters (OUTBOX#DEAD) are never drained
+            "not_before": {"S": [{"exists": False}]},   # delayed messages wait for the scheduled drain
+        },
     },
 }
 

@@ -82,10 +82,23 @@ def test_outbox_stream_is_wired_to_the_table_stream(stage: Synth) -> None:
 
 
 # A small matcher for the subset of Lambda event-filter syntax the stack uses.
+_MISSING = object()
+
+
 def _matches(pattern: Any, value: Any) -> bool:
-    if isinstance(pattern, dict):
-        return isinstance(value, dict) and all(k in value and _matches(p, value[k]) for k, p in pattern.items())
-    return any(value == p if not isinstance(p, dict) else str(value).startswith(p["prefix"]) for p in pattern)
+    if isinstance(pattern, dict):  # a missing node only matches leaves asking for {"exists": false}
+        children = value if isinstance(value, dict) else {}
+        return all(_matches(p, children.get(k, _MISSING)) for k, p in pattern.items())
+    for alternative in pattern:
+        if isinstance(alternative, dict) and "exists" in alternative:
+            if (value is not _MISSING) == alternative["exists"]:
+                return True
+        elif isinstance(alternative, dict) and "prefix" in alternative:
+            if value is not _MISSING and str(value).startswith(alternative["prefix"]):
+                return True
+        elif value is not _MISSING and value == alternative:
+            return True
+    return False
 
 
 def test_stream_filter_lets_through_new_outbox_items_only() -> None:
@@ -97,6 +110,8 @@ def test_stream_filter_lets_through_new_outbox_items_only() -> None:
                         payload={"type": "invoice.issued"}, created_at=now)
     dead = OutboxItem(pk="OUTBOX#DEAD", sk="2026-11-25#msg_2", kind="outbox", id="msg_2", topic="event",
                       payload={}, created_at=now, dead=True)
+    delayed = OutboxItem(pk="OUTBOX#1", sk="2026-11-25#msg_3", kind="outbox", id="msg_3", topic="event",
+                         payload={}, created_at=now, not_before=now)
     customer = CustomerItem(pk="CUS#1", sk="CUSTOMER", kind="customer", id="1", name="x", data={},
                             created_at=now, updated_at=now)
 
@@ -108,5 +123,6 @@ def test_stream_filter_lets_through_new_outbox_items_only() -> None:
     # Then only the new, live outbox item passes the filter
     assert _matches(OUTBOX_STREAM_FILTER, record(outbox))
     assert not _matches(OUTBOX_STREAM_FILTER, record(dead))
+    assert not _matches(OUTBOX_STREAM_FILTER, record(delayed))
     assert not _matches(OUTBOX_STREAM_FILTER, record(customer))
     assert not _matches(OUTBOX_STREAM_FILTER, record(outbox, "MODIFY"))

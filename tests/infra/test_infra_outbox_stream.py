@@ -6,7 +6,7 @@ way DynamoDB Streams would deliver it (NEW_IMAGE).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import boto3
@@ -17,13 +17,13 @@ from infra.local.bootstrap import read_tapped_events
 pytestmark = pytest.mark.usefixtures("stack")
 
 
-def _emit(payload: dict[str, Any]) -> None:
+def _emit(payload: dict[str, Any], not_before: datetime | None = None) -> None:
     from chalicelib import wiring
     from chalicelib.domain.auth import Actor
     from chalicelib.services.ports import UnitOfWork
 
     uow = UnitOfWork(actor=Actor.system("tests"), now=datetime.now(timezone.utc))
-    uow.emit("event", payload)
+    uow.emit("event", payload, not_before=not_before)
     wiring.ledger().commit(uow)
 
 
@@ -67,6 +67,15 @@ def test_dead_letters_and_updates_are_ignored(stack: str) -> None:
     result = outbox_stream({"Records": [_record(dead), _record(item, event_name="MODIFY")]}, None)
     assert result == {"batchItemFailures": []}
     assert len(_stored_outbox_items(stack)) == 1   # left for the scheduled drain
+
+
+def test_a_delayed_message_waits_for_the_scheduled_drain(stack: str) -> None:
+    from chalicelib.jobs import outbox_stream
+
+    _emit({"type": "invoice.overdue", "id": "evt_4"}, not_before=datetime.now(timezone.utc) + timedelta(hours=1))
+    (item,) = _stored_outbox_items(stack)
+    assert outbox_stream({"Records": [_record(item)]}, None) == {"batchItemFailures": []}
+    assert len(_stored_outbox_items(stack)) == 1
 
 
 def test_a_failing_record_is_reported_for_retry(stack: str, monkeypatch: pytest.MonkeyPatch) -> None:
