@@ -136,6 +136,7 @@ STRINGS: dict[str, dict[str, str]] = {
                          "ou réglez par virement.",
         "error_gateway_title": "Service de paiement indisponible",
         "error_title": "Une erreur est survenue",
+        "bad_request": "Cette demande n'a pas pu être lue. Revenez à la page précédente et réessayez.",
         "error_text": "Une erreur inattendue est survenue. Réessayez dans quelques minutes. Référence : {ref}.",
         "contact": "Contact\u00a0:",
         "status_prefix": "Statut\u00a0:",
@@ -172,6 +173,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "pay_selected_help": "Cochez les factures à régler dans le tableau, puis payez-les en une seule fois.",
         "pay_selected_button": "Payer les factures sélectionnées",
         "error_select": "Cochez au moins une facture à payer.",
+        "error_select_invalid": "Ces factures ne peuvent pas être payées ensemble : choisissez des factures "
+                                "à régler, dans une même devise (30 au plus).",
         "statement": "Relevé de compte",
         "statement_caption": "Relevé de compte : écritures et solde cumulé",
         "col_date": "Date",
@@ -315,6 +318,7 @@ STRINGS: dict[str, dict[str, str]] = {
                          "bank transfer.",
         "error_gateway_title": "Payment service unavailable",
         "error_title": "Something went wrong",
+        "bad_request": "This request could not be read. Go back to the previous page and try again.",
         "error_text": "An unexpected error occurred. Please try again in a few minutes. Reference: {ref}.",
         "contact": "Contact:",
         "status_prefix": "Status:",
@@ -351,6 +355,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "pay_selected_help": "Tick the invoices to pay in the table, then pay them at once.",
         "pay_selected_button": "Pay the selected invoices",
         "error_select": "Tick at least one invoice to pay.",
+        "error_select_invalid": "These invoices cannot be paid together: choose open invoices in one currency "
+                                "(at most 30).",
         "statement": "Account statement",
         "statement_caption": "Account statement: entries and running balance",
         "col_date": "Date",

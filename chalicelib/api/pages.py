@@ -176,7 +176,10 @@ def page_route(path: str, methods: list[str], *, form: bool = False) -> Callable
                 f = Formatter(lang)
                 return message_page(lang, f.t("error_gateway_title"), [f.t("error_gateway")], status=502)
             except BadRequest:
-                return bare_page("not_found", 400)
+                from ..adapters.html import Formatter
+
+                f = Formatter(page.lang_override or "fr")
+                return message_page(f.lang, f.t("error_title"), [f.t("bad_request")], status=400)
             except Exception:  # noqa: BLE001 - the one place an unexpected error becomes a 500 page
                 ref = str(uuid.uuid4())
                 logger.exception("unhandled error on a customer page", extra={"error_id": ref, "path": path})
@@ -597,7 +600,7 @@ def portal_checkout(page: Page, token: str) -> Response:
 
         data = wiring.pay().portal(token)
         f = Formatter(pick_language(page.lang_override, data["customer"].language))
-        text = f.t("error_select") if not chosen else exc.message
+        text = f.t("error_select") if not chosen else f.t("error_select_invalid")
         return render("portal.html", f.lang, 422,
                       **portal_context(page, token, data, f, select_error=text, selected=chosen))
     return see_other(url, page.return_cookie("pay", f"/portal/{token}"))

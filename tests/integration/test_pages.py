@@ -196,8 +196,8 @@ def test_contest_form_validates_then_creates_a_dispute(payments_stack):
     assert FR.t("error_reason") in text(bad) and FR.t("error_message") in text(bad)
     assert 'aria-invalid="true"' in bad.text and 'role="alert"' in bad.text
     # an unknown reason is refused the same way, and what was typed is kept
-    kept = post_form(ps, path, {"reason": "bored", "message": "Livraison incomplète"})
-    assert kept.status_code == 422 and "Livraison incomplète" in kept.text
+    kept = post_form(ps, path, {"reason": "bored", "message": "Livraison <b>incomplète</b>"})
+    assert kept.status_code == 422 and "Livraison &lt;b&gt;incomplète&lt;/b&gt;" in kept.text  # escaped
     # When it is valid, a dispute exists and the invoice is contested
     ok = post_form(ps, path, {"reason": "quantity", "message": "Livré 8 au lieu de 10"})
     assert ok.status_code == 200, ok.text
@@ -295,6 +295,8 @@ def test_portal_lists_invoices_statement_and_pays_two_invoices_at_once(payments_
     # When nothing is ticked, the form says so
     none = post_form(ps, f"/portal/{portal}/checkout")
     assert none.status_code == 422 and FR.t("error_select") in text(none)
+    paid_one = post_form(ps, f"/portal/{portal}/checkout", {"invoice_ids": third["id"]})
+    assert paid_one.status_code == 422 and FR.t("error_select_invalid") in text(paid_one)
     # When two invoices are paid at once, by card
     go = post_form(ps, f"/portal/{portal}/checkout", [("invoice_ids", first["id"]), ("invoice_ids", second["id"])])
     assert go.status_code == 303, go.text
@@ -353,3 +355,31 @@ def test_portal_sets_up_a_sepa_mandate(payments_stack):
     assert mandate["status"] == "active"
     assert FR.t("done_mandate") in text(back)
     assert FR.t("mandate_active", reference=mandate["reference"] or mandate["id"]) in text(back)
+
+
+# -- small pure parts -----------------------------------------------------------------------------
+
+def test_links_keep_the_api_gateway_stage_prefix():
+    from types import SimpleNamespace
+
+    from chalicelib.api.pages import Page
+
+    on_aws = Page(SimpleNamespace(context={"path": "/api/pay/tok", "resourcePath": "/pay/{token}"},
+                                  uri_params={"token": "tok"}, query_params={"lang": "en"}))
+    assert on_aws.url("/pay/tok/checkout") == "/api/pay/tok/checkout?lang=en"
+    local = Page(SimpleNamespace(context={"path": "/pay/tok", "resourcePath": "/pay/{token}"},
+                                 uri_params={"token": "tok"}, query_params=None))
+    assert local.url("/pay/tok/pdf") == "/pay/tok/pdf"
+    assert local.return_cookie("pay", "/pay/tok").startswith("ar_return=pay; Path=/pay/tok; Max-Age=3600; HttpOnly")
+
+
+def test_importing_the_app_loads_no_template_locale_or_qr_library():
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_DIR
+
+    code = ("import sys, app; heavy = [m for m in sys.modules if m.split('.')[0] in "
+            "('jinja2', 'babel', 'segno', 'markupsafe')]; print(heavy); sys.exit(1 if heavy else 0)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
