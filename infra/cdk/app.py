@@ -8,10 +8,12 @@ limits the stacks built (``make deploy`` uses it so only the deployed stage is p
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 if str(PROJECT_DIR) not in sys.path:
@@ -30,6 +32,19 @@ FEATURE_FLAGS: dict[str, Any] = {
 }
 
 
+@contextmanager
+def packaging_lock() -> Iterator[None]:
+    """One chalice packaging at a time per checkout: chalice writes its cached zips in place."""
+    cache = PROJECT_DIR / ".chalice" / "deployments"
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".package.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
     """The CDK app with its stage stacks (tests call this in-process; the CLI runs this file)."""
     # chalice package needs a region to build its (unused here) AWS session.
@@ -40,8 +55,9 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
     wanted = app.node.try_get_context("stages")
     stages = [s for s in (wanted.split(",") if isinstance(wanted, str) else STAGES) if s]
     model = describe_app(PROJECT_DIR)
-    for stage in stages:
-        ArBackendStack(app, stage_settings(stage, app.node.try_get_context), model, PROJECT_DIR)
+    with packaging_lock():  # the stacks package the app when they are built
+        for stage in stages:
+            ArBackendStack(app, stage_settings(stage, app.node.try_get_context), model, PROJECT_DIR)
     return app
 
 
