@@ -316,9 +316,10 @@ class ArBackendStack(cdk.Stack):
             "ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": s.throttle_rate,
             "ThrottlingBurstLimit": s.throttle_burst, "MetricsEnabled": False, "DataTraceEnabled": False}])
         api.add_property_override("GatewayResponses", gateway_responses())
-        # The swagger chalice writes points at the functions by GetAtt. Point it at their
-        # (fixed) names instead, so that functions can know the API's URL without a cycle.
-        api.add_property_override("DefinitionBody", self._definition_body_by_name())
+        if not s.public_base_url:
+            # The functions get the API's own URL. The swagger chalice writes points at them by
+            # GetAtt (API -> functions -> API: a cycle); point it at their fixed names instead.
+            api.add_property_override("DefinitionBody", self._definition_body_by_name())
         return self._public_base_url()
 
     def _definition_body_by_name(self) -> dict[str, Any]:

@@ -16,9 +16,10 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
 
 @pytest.fixture(scope="session")
 def with_waf(tmp_path_factory: pytest.TempPathFactory, synthesized: dict[str, Synth]) -> Synth:
-    """The prod stack with the optional WAF turned on (the package is reused from the first synth)."""
-    return synthesize(tmp_path_factory.mktemp("cdk-waf"), {"stages": "prod", "waf": "true",
-                                                            "alarm_email": "ops@example.com"})["prod"]
+    """The prod stack with the WAF, an alarm email and a custom public URL (the package is reused)."""
+    return synthesize(tmp_path_factory.mktemp("cdk-waf"), {
+        "stages": "prod", "waf": "true", "alarm_email": "ops@example.com",
+        "prod:public_base_url": "https://pay.example.com/"})["prod"]
 
 
 @pytest.fixture(params=["dev", "prod"])

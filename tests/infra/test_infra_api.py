@@ -65,6 +65,12 @@ def test_functions_know_the_api_url_without_a_dependency_cycle(stage: Synth) -> 
         assert url == {"Fn::Sub": "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"}, lid
 
 
+def test_a_custom_public_url_keeps_chalices_references(with_waf: Synth) -> None:
+    for fn in with_waf.functions().values():
+        assert fn["Properties"]["Environment"]["Variables"]["PUBLIC_BASE_URL"] == "https://pay.example.com"
+    assert "${APIHandler.Arn}" in json.dumps(_api(with_waf)["DefinitionBody"])
+
+
 def test_waf_is_off_by_default(stage: Synth) -> None:
     assert not stage.resources("AWS::WAFv2::WebACL")
 
