@@ -13,6 +13,7 @@ import threading
 from datetime import date, datetime
 from typing import Any, Callable, Iterable, Sequence
 
+from chalicelib.domain.aggregates import AggregateKey, apply_updates, merge_deltas
 from chalicelib.domain.auth import ApiKey
 from chalicelib.domain.collections import DISPUTE_OPEN, TASK_OPEN, Dispute, Task
 from chalicelib.domain.provider import IntentState
@@ -51,6 +52,7 @@ class FakeLedger(Ledger):
         self.counters: dict[str, int] = {}
         self.idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
         self.refs: dict[tuple[str, str], RefRecord] = {}
+        self.aggregates: dict[AggregateKey, dict[str, int]] = {}
         self.audit: list[AuditEntry] = []
         self.outbox: dict[str, dict[str, Any]] = {}
         self.dead: list[OutboxMessage] = []
@@ -219,6 +221,7 @@ class FakeLedger(Ledger):
             if failed:
                 raise CommitConflict("the records changed while this request was processed; retry it",
                                      idempotency="idempotency" in failed, failed=failed)
+            apply_updates(self.aggregates, merge_deltas(uow.aggregate_deltas))
             for op in uow.operations:
                 if isinstance(op, EntityPut):
                     self.entities[_entity_key(op.entity)] = op.entity
@@ -235,6 +238,14 @@ class FakeLedger(Ledger):
                     elif isinstance(rec, OutboxMessage):
                         self.outbox[rec.id] = {"message": rec, "lease_until": None}
             self.commits += 1
+
+    def get_aggregates(self, keys: Sequence[AggregateKey]) -> dict[AggregateKey, dict[str, int]]:
+        with self._lock:
+            return {k: dict(self.aggregates[k]) for k in keys if k in self.aggregates}
+
+    def put_aggregates(self, items: dict[AggregateKey, dict[str, int]]) -> None:
+        with self._lock:
+            self.aggregates.update({k: dict(v) for k, v in items.items()})
 
     # -- outbox -------------------------------------------------------------------------------
     def pending_outbox(self, now: datetime, limit: int = 100) -> list[OutboxMessage]:

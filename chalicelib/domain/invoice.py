@@ -379,6 +379,9 @@ class Invoice:
     dunning_step: str | None = None
     pay_token: str | None = None         # the stable /pay/{token} link (rotated, never reused)
     payment_link: dict[str, Any] | None = None  # provider link for the current amount: {id, url, amount}
+    # Dated movements of the open balance (aggregates.ReceivableHistory as a dict): what the
+    # report aggregates were built from; internal, never shown in the API.
+    ledger_history: dict[str, Any] | None = None
     issued_at: datetime | None = None
     paid_at: datetime | None = None
     voided_at: datetime | None = None

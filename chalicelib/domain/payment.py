@@ -15,7 +15,7 @@ from .money import Money, money_sum
 
 METHODS = ("bank_transfer", "cheque", "card", "sepa_debit", "cash", "other")
 SOURCES = ("manual", "stripe", "bank", "import")
-MAX_ALLOCATIONS = 30  # payment + 30 invoices + their audit entries and events stay under 100 items
+MAX_ALLOCATIONS = 12  # payment + invoices + audit entries + events + report aggregates stay under 100 items
 
 
 @dataclass(frozen=True, slots=True)

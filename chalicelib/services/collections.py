@@ -15,7 +15,6 @@ from typing import Any, Callable
 
 from ..domain.auth import Actor
 from ..domain.invoice import OPEN
-from .common import diff
 from .pay import SEPA_DEBIT_LIMIT
 from .ports import Clock, CommitConflict, InvoiceQuery, Ledger, PaymentGateway, UnitOfWork
 
@@ -72,10 +71,8 @@ class CollectionService:
             updated = replace(invoice, collection_status="none", updated_at=uow.now,
                               collection_failure="not collectable by direct debit: pay link instead")
             report.fallback += 1
-        saved = uow.save(updated)
-        before, after = diff(invoice.to_dict(), saved.to_dict())
-        uow.audit("invoice.collection_requested" if usable else "invoice.collection_fallback", "invoice",
-                  invoice.id, before, after)
+        uow.save_invoice(invoice, updated,
+                         action="invoice.collection_requested" if usable else "invoice.collection_fallback")
         try:
             self._ledger.commit(uow)
         except CommitConflict:

@@ -11,7 +11,7 @@ from ..domain.errors import InvalidTransition, ValidationError
 from ..domain.ids import new_id
 from ..domain.invoice import CREDIT_NOTE, DRAFT, Invoice, format_number, new_draft, patched_draft
 from ..domain.parties import Customer, SellerProfile
-from .common import IdempotencyRequest, diff, idempotent, with_retries
+from .common import IdempotencyRequest, idempotent, with_retries
 from .events import invoice_event
 from .ports import Clock, InvoiceQuery, Ledger, Page, UnitOfWork
 from .settings import SettingsService
@@ -77,9 +77,7 @@ class InvoiceService:
             now = self._clock.now()
             updated = patched_draft(current, patch, now=now)
             uow = UnitOfWork(actor=actor, now=now)
-            saved = uow.save(updated)
-            before, after = diff(current.to_dict(), saved.to_dict())
-            uow.audit("invoice.update", "invoice", invoice_id, before, after)
+            saved = uow.save_invoice(current, updated, action="invoice.update")
             self._ledger.commit(uow)
             return saved
 
@@ -129,9 +127,7 @@ class InvoiceService:
         for hook in self.hooks.on_issue:
             issued = hook(issued, customer, seller, uow)
         uow.advance_counter(key, expected=last, value=last + 1)
-        saved = uow.save(issued)
-        before, after = diff(draft.to_dict(), saved.to_dict())
-        uow.audit("invoice.issue", "invoice", draft.id, before, after)
+        saved = uow.save_invoice(draft, issued, on=issue_date, action="invoice.issue")
         uow.emit("event", invoice_event("invoice.issued", saved, now))
         if idempotency:
             uow.claim_idempotency(idempotency.record("invoice.issue", saved.id, now))

@@ -25,8 +25,9 @@ from ..domain.errors import Conflict, DomainError, NotFound, ValidationError
 from ..domain.ids import new_id
 from ..domain.invoice import OPEN, Invoice
 from ..domain.money import Money
+from ..domain.payment import MAX_ALLOCATIONS
 from ..domain.parties import Customer, SellerProfile
-from .common import diff, with_retries
+from .common import with_retries
 from .events import envelope
 from .ports import Clock, InvoiceQuery, Ledger, PaymentGateway, PaymentQuery, UnitOfWork
 from .settings import SettingsService
@@ -117,7 +118,7 @@ class PayService:
             uow.put_ref(PAY_TOKEN, invoice.pay_token, invoice.id,
                         {"status": "revoked" if revoke else "rotated"}, must_not_exist=False)
             uow.put_ref(PAY_TOKEN, token, invoice.id, {"status": "active"})
-            saved = uow.save(replace(invoice, pay_token=token, updated_at=uow.now))
+            saved = uow.save_invoice(invoice, replace(invoice, pay_token=token, updated_at=uow.now))
             uow.audit("invoice.pay_link_" + ("revoked" if revoke else "rotated"), "invoice", invoice.id,
                       {"pay_link": "previous"}, {"pay_link": "new"})
             self._ledger.commit(uow)
@@ -185,8 +186,9 @@ class PayService:
         def save() -> None:
             current = self._ledger.get_invoice(invoice.id)
             uow = UnitOfWork(actor=CUSTOMER, now=self._clock.now())
-            uow.save(replace(current, payment_link={"id": created.id, "url": created.url, "amount": amount.amount,
-                                                    "currency": amount.currency}, updated_at=uow.now))
+            uow.save_invoice(current, replace(current, payment_link={
+                "id": created.id, "url": created.url, "amount": amount.amount, "currency": amount.currency},
+                updated_at=uow.now))
             if current.payment_link and current.payment_link.get("id") != created.id:
                 uow.emit("stripe.deactivate_link", {"link_id": current.payment_link["id"]})
             self._ledger.commit(uow)
@@ -261,9 +263,8 @@ class PayService:
                                    reason=reason, message=message, source=source, now=now)
             uow = UnitOfWork(actor=actor, now=now)
             dispute = uow.create(dispute)
-            saved = uow.save(replace(invoice, dispute_status="open", updated_at=now))
-            b, a = diff(invoice.to_dict(), saved.to_dict())
-            uow.audit("invoice.disputed", "invoice", invoice.id, b, a)
+            uow.save_invoice(invoice, replace(invoice, dispute_status="open", updated_at=now),
+                             action="invoice.disputed")
             uow.audit("dispute.open", "dispute", dispute.id, None, dispute.to_dict())
             uow.create(Task(id=new_id("tsk"), kind="dispute_review", customer_id=invoice.customer_id,
                             title=f"Review the dispute on {invoice.number} ({dispute.reason})",
@@ -296,8 +297,8 @@ class PayService:
         customer = self._ledger.get_customer(self._resolve(PORTAL_TOKEN, token))
         if not invoice_ids:
             raise ValidationError("choose at least one invoice to pay", field="invoice_ids")
-        if len(invoice_ids) > 30:
-            raise ValidationError("pay at most 30 invoices at once", field="invoice_ids")
+        if len(invoice_ids) > MAX_ALLOCATIONS:
+            raise ValidationError(f"pay at most {MAX_ALLOCATIONS} invoices at once", field="invoice_ids")
         invoices = self._ledger.get_invoices(invoice_ids)
         chosen = [invoices[i] for i in invoice_ids if i in invoices]
         if len(chosen) != len(set(invoice_ids)) or any(

@@ -60,11 +60,9 @@ class PaymentService:
                                       "payment is allocated to its payer's invoices only", field="allocations")
             updated = invoice.apply_payment(amount, uow.now)
             payment = payment.allocate(invoice_id, amount, now=uow.now, invoice_number=invoice.number)
-            saved = uow.save(updated)
+            saved = uow.save_invoice(invoice, updated, on=payment.received_on, action="invoice.payment_allocated",
+                                     note={"payment_id": payment.id})
             invoices[invoice_id] = saved
-            before, after = diff(invoice.to_dict(), saved.to_dict())
-            uow.audit("invoice.payment_allocated", "invoice", invoice_id, before,
-                      {**(after or {}), "payment_id": payment.id})
             if saved.status == PAID and invoice.status != PAID:
                 uow.emit("event", invoice_event("invoice.paid", saved, uow.now))
         return payment

@@ -18,11 +18,13 @@ from datetime import date, datetime, timezone
 from typing import Any, Generic, Iterable, Sequence, TypeVar
 from zoneinfo import ZoneInfo
 
+from ..domain.aggregates import (AggregateDelta, AggregateKey, ReceivableHistory, deltas_for_invoice_change,
+                                 entries_for_change)
 from ..domain.auth import Actor, ApiKey
 from ..domain.collections import Dispute, Task
 from ..domain.errors import ConcurrencyConflict
 from ..domain.ids import new_id
-from ..domain.invoice import Invoice
+from ..domain.invoice import DRAFT, Invoice
 from ..domain.parties import Customer
 from ..domain.payment import Payment
 from ..domain.provider import IntentState
@@ -200,19 +202,55 @@ Operation = EntityPut | CounterPut | RecordPut
 
 @dataclass
 class UnitOfWork:
-    """Changes of one use case, committed atomically by :meth:`Ledger.commit`."""
+    """Changes of one use case, committed atomically by :meth:`Ledger.commit`.
+
+    Invoices are saved through :meth:`save_invoice`, which also records the
+    report aggregates' deltas (aging, DSO...) so they commit in the same
+    transaction as the change: reports never lag the ledger.
+    """
 
     actor: Actor
     now: datetime
     operations: list[Operation] = field(default_factory=list)
+    aggregate_deltas: list[AggregateDelta] = field(default_factory=list)
 
     def create(self, entity: T) -> T:
+        if isinstance(entity, Invoice) and entity.status != DRAFT:
+            raise TypeError("issued invoices are written with save_invoice (aggregates must follow)")
         created = dataclasses.replace(entity, version=1)  # type: ignore[type-var]
         self.operations.append(EntityPut(created, expected_version=None))
         return created
 
+    def save_invoice(self, before: Invoice, after: Invoice, *, on: date | None = None,
+                     action: str | None = None, note: dict[str, Any] | None = None) -> Invoice:
+        """Save a changed invoice with its aggregate deltas and, with ``action``, an audit entry.
+
+        ``on`` is the business date of a money movement (a payment's received_on,
+        a credit note's date); it is required when the open balance changes.
+        """
+        stored = ReceivableHistory.from_dict(before.ledger_history) if before.ledger_history else None
+        entries = entries_for_change(before, after, on=on or self.now.date())
+        if entries and on is None:
+            raise ValueError(f"invoice {after.id}: a change of its balance needs its business date (on=)")
+        deltas, history = deltas_for_invoice_change(before, after, on=on or self.now.date(), history=stored)
+        if history is not None and (stored is None or history != stored):
+            after = dataclasses.replace(after, ledger_history=history.to_dict())
+        self.aggregate_deltas.extend(deltas)
+        saved = self._save(after)
+        if action:
+            from .common import diff
+
+            b, a = diff(before.to_dict(), saved.to_dict())
+            self.audit(action, "invoice", saved.id, b, {**(a or {}), **(note or {})})
+        return saved
+
     def save(self, entity: T) -> T:
         """Write ``entity`` if nobody changed it since it was read (optimistic lock)."""
+        if isinstance(entity, Invoice):
+            raise TypeError("invoices are written with save_invoice (aggregates must follow)")
+        return self._save(entity)
+
+    def _save(self, entity: T) -> T:
         current = entity.version  # type: ignore[attr-defined]
         saved = dataclasses.replace(entity, version=current + 1)  # type: ignore[type-var]
         self.operations.append(EntityPut(saved, expected_version=current))
@@ -245,6 +283,7 @@ class UnitOfWork:
 
     def __len__(self) -> int:
         return len(self.operations)
+
 
 
 class CommitConflict(ConcurrencyConflict):
@@ -328,7 +367,15 @@ class Ledger(ABC):
 
     @abstractmethod
     def commit(self, uow: UnitOfWork) -> None:
-        """Apply every operation atomically or none; raises :class:`CommitConflict`."""
+        """Apply every operation and aggregate delta atomically, or none; raises :class:`CommitConflict`."""
+
+    @abstractmethod
+    def get_aggregates(self, keys: Sequence[AggregateKey]) -> dict[AggregateKey, dict[str, int]]:
+        """The report aggregate items (cell -> integer); missing items are absent."""
+
+    @abstractmethod
+    def put_aggregates(self, items: dict[AggregateKey, dict[str, int]]) -> None:
+        """Overwrite aggregate items (seeding and repairs after a reconciliation)."""
 
     # -- outbox -------------------------------------------------------------------------------
     @abstractmethod

@@ -215,11 +215,9 @@ class ProviderEventService:
         self._save_state(uow, state, state.moved(status, uow.now, failure_reason=failure, **changes))
         return f"intent_{status}"
 
-    def _save_invoice(self, uow: UnitOfWork, before: Invoice, after: Invoice, action: str) -> Invoice:
-        saved = uow.save(replace(after, updated_at=uow.now))
-        b, a = diff(before.to_dict(), saved.to_dict())
-        uow.audit(action, "invoice", saved.id, b, a)
-        return saved
+    def _save_invoice(self, uow: UnitOfWork, before: Invoice, after: Invoice, action: str,
+                      on: date | None = None) -> Invoice:
+        return uow.save_invoice(before, replace(after, updated_at=uow.now), on=on, action=action)
 
     def _record_cash(self, state: IntentState, amount: Money, received: date, uow: UnitOfWork) -> Payment:
         """The cash of a succeeded intent, allocated to its invoices; the rest stays unapplied."""
@@ -252,7 +250,8 @@ class ProviderEventService:
             payment = payment.allocate(invoice.id, allocation, now=uow.now, invoice_number=invoice.number)
             remaining = remaining - allocation
             saved = self._save_invoice(uow, invoice, replace(updated, collection_status="none",
-                                                             collection_failure=None), "invoice.payment_allocated")
+                                                             collection_failure=None), "invoice.payment_allocated",
+                                       on=received)
             if saved.status == PAID:
                 uow.emit("event", invoice_event("invoice.paid", saved, uow.now))
                 if saved.payment_link:
@@ -309,7 +308,7 @@ class ProviderEventService:
             updated = invoice.reverse_payment(Money(reversible, invoice.currency), uow.now)
             if chargeback:
                 updated = replace(updated, chargeback_status="open")
-            saved = self._save_invoice(uow, invoice, updated, action)
+            saved = self._save_invoice(uow, invoice, updated, action, on=self._today(None))
             uow.emit("event", invoice_event("invoice.reopened", saved, uow.now))
             remaining -= reversible
         uow.save(replace(payment, refunded=payment.refunded + amount.amount, refunded_unapplied=refunded_unapplied,
@@ -366,7 +365,7 @@ class ProviderEventService:
                 restored = min(remaining, invoice.amount_reversed)
                 updated = replace(invoice.restore_reversal(Money(restored, invoice.currency), uow.now),
                                   chargeback_status="won")
-                saved = self._save_invoice(uow, invoice, updated, "invoice.chargeback_won")
+                saved = self._save_invoice(uow, invoice, updated, "invoice.chargeback_won", on=self._today(None))
                 if saved.status == PAID:
                     uow.emit("event", invoice_event("invoice.paid", saved, uow.now))
                 remaining -= restored

@@ -12,13 +12,14 @@ import base64
 import json
 import zlib
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DeleteError, DoesNotExist, GetError, QueryError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
+from ...domain.aggregates import AggregateKey, AggregateUpdate, merge_deltas
 from ...domain.auth import ApiKey
 from ...domain.collections import DISPUTE_OPEN, TASK_OPEN, Dispute, Task
 from ...domain.provider import IntentState
@@ -443,11 +444,16 @@ class DynamoLedger(Ledger):
     # -- writes -------------------------------------------------------------------------------
     def commit(self, uow: UnitOfWork) -> None:
         ops = uow.operations
-        if not ops:
+        if not ops and not uow.aggregate_deltas:
             return
         if len(ops) > MAX_TRANSACTION_ITEMS:
             raise ValidationError(f"this change touches {len(ops)} records, more than the {MAX_TRANSACTION_ITEMS} "
                                   "DynamoDB commits atomically: split it into smaller requests")
+        updates = merge_deltas(uow.aggregate_deltas)
+        if len(ops) + len(updates) > MAX_TRANSACTION_ITEMS:
+            raise ValidationError(f"this change touches {len(ops) + len(updates)} records (with report aggregates), "
+                                  f"more than the {MAX_TRANSACTION_ITEMS} DynamoDB commits atomically: split it "
+                                  "into smaller requests (e.g. fewer allocations per payment)")
         items: list[tuple[TableItem, Condition | None, str]] = []
         for op in ops:
             if isinstance(op, EntityPut):
@@ -466,10 +472,14 @@ class DynamoLedger(Ledger):
                         else f"ref:{op.record.kind}" if isinstance(op.record, RefRecord)
                         else type(op.record).__name__)
                 items.append((item, cond, kind))
+        table = TableItem.Meta.table_name
         try:
             with TransactWrite(connection=self._connection) as tx:
                 for item, cond, _ in items:
                     tx.save(item, condition=cond)
+                # Aggregate cells are dynamic attribute names: ADD them with a raw update
+                # (pynamodb sends updates after the puts, so cancellation reasons keep their order).
+                tx._update_items.extend(_aggregate_update(table, u) for u in updates)
         except TransactWriteError as exc:
             reasons = exc.cancellation_reasons or []
             failed = [items[i][2] for i, r in enumerate(reasons) if r is not None and r.code]
@@ -479,6 +489,36 @@ class DynamoLedger(Ledger):
                 raise CommitConflict("the records changed while this request was processed; retry it",
                                      idempotency="idempotency" in failed, failed=failed) from None
             raise
+
+    # -- aggregates -----------------------------------------------------------------------------
+    def get_aggregates(self, keys: Sequence[AggregateKey]) -> dict[AggregateKey, dict[str, int]]:
+        client = self._connection.client
+        table = TableItem.Meta.table_name
+        wanted = {(k.pk, k.sk): k for k in keys}
+        out: dict[AggregateKey, dict[str, int]] = {}
+        pending = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in wanted]
+        while pending:
+            batch, pending = pending[:100], pending[100:]
+            request: dict[str, Any] = {table: {"Keys": batch, "ConsistentRead": True}}
+            while request:
+                response = client.batch_get_item(RequestItems=request)
+                for raw in response.get("Responses", {}).get(table, []):
+                    key = wanted[(raw["pk"]["S"], raw["sk"]["S"])]
+                    out[key] = {name: int(value["N"]) for name, value in raw.items() if "N" in value
+                                and name not in ("version",)}
+                request = response.get("UnprocessedKeys") or {}
+        return out
+
+    def put_aggregates(self, items: dict[AggregateKey, dict[str, int]]) -> None:
+        client = self._connection.client
+        table = TableItem.Meta.table_name
+        requests = [{"PutRequest": {"Item": {"pk": {"S": k.pk}, "sk": {"S": k.sk}, "kind": {"S": "aggregate"},
+                                             **{c: {"N": str(v)} for c, v in cells.items()}}}}
+                    for k, cells in items.items()]
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] = {table: requests[start:start + 25]}
+            while pending:
+                pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
     # -- outbox -------------------------------------------------------------------------------
     def pending_outbox(self, now: datetime, limit: int = 100) -> list[OutboxMessage]:
@@ -530,6 +570,19 @@ class DynamoLedger(Ledger):
 
     def list_dead_letters(self, limit: int = 100) -> list[OutboxMessage]:
         return [_to_outbox(i) for i in OutboxItem.query("OUTBOX#DEAD", limit=limit)]
+
+
+def _aggregate_update(table: str, update: AggregateUpdate) -> dict[str, Any]:
+    names, values, parts = {}, {}, []
+    for i, (cell, value) in enumerate(sorted(update.increments.items())):
+        names[f"#c{i}"] = cell
+        values[f":v{i}"] = {"N": str(value)}
+        parts.append(f"#c{i} :v{i}")
+    names["#k"] = "kind"
+    values[":kind"] = {"S": "aggregate"}
+    return {"TableName": table, "Key": {"pk": {"S": update.key.pk}, "sk": {"S": update.key.sk}},
+            "UpdateExpression": "SET #k = :kind ADD " + ", ".join(parts),
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
 
 
 def _and(conditions: list[Condition]) -> Condition | None:
