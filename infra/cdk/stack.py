@@ -96,6 +96,10 @@ class ArBackendStack(cdk.Stack):
         cdk.Tags.of(self).add("stage", settings.stage)
         retain = cdk.RemovalPolicy.RETAIN if settings.production else cdk.RemovalPolicy.DESTROY
 
+        if settings.mail_domain.endswith("example.com"):
+            cdk.Annotations.of(self).add_warning_v2(
+                "ar-backend:mail-from", f"mail_from is {settings.mail_from}: set -c {settings.stage}:mail_from=... "
+                "to a domain you own before deploying (docs/deploy.md)")
         self.table = self._table(retain)
         self.bucket = self._documents_bucket()
         self.bus = events.EventBus(self, "EventBus", event_bus_name=settings.prefix)
