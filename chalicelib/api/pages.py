@@ -30,7 +30,7 @@ from chalice import Blueprint, Response
 from .. import wiring
 from ..config import get_config
 from ..domain.collections import DISPUTE_REASONS, Dispute
-from ..domain.errors import BadRequest, Conflict, DomainError, NotFound, PaymentGatewayError, ValidationError
+from ..domain.errors import BadRequest, Conflict, NotFound, PaymentGatewayError, ValidationError
 from ..domain.invoice import CREDIT_NOTE, DEPOSIT, OPEN, PAID, VOID, Invoice
 from ..domain.money import Money
 from ..domain.parties import Customer, SellerProfile
@@ -281,7 +281,7 @@ def invoice_status(invoice: Invoice, today: date, tz: str, f: Any, *, short: boo
     return {"label": label, "css": css, "notes": notes}
 
 
-def return_notice(page: Page, path: str, *, paid: bool, mandate_active: bool, f: Any) -> dict[str, str] | None:
+def return_notice(page: Page, *, paid: bool, mandate_active: bool, f: Any) -> dict[str, str] | None:
     """What to say when the provider sends the payer back (``?done=1``)."""
     if page.query.get("done") != "1":
         return None
@@ -328,10 +328,30 @@ def conflict_text(exc: Conflict, f: Any) -> str:
     return f.t(key) if key else exc.message
 
 
-def pay_page_context(page: Page, token: str, view: PayView, f: Any, *, error: str | None = None,
-                     contest: dict[str, Any] | None = None) -> dict[str, Any]:
+def transfer_details(view: PayView, f: Any) -> dict[str, Any]:
+    """Bank-transfer details for the amount to pay now, with the EPC QR code when EUR.
+
+    The account is the seller's current one (it may have changed since the invoice was
+    issued); the reference is the invoice number, as on the PDF.
+    """
     from ..adapters.html import epc_payload, qr_svg
 
+    inv, seller = view.invoice, view.seller
+    reference = inv.number or ""
+    try:
+        payload = epc_payload(name=seller.legal_name, iban=seller.iban, amount=view.amount_to_pay,
+                              reference=reference, bic=seller.bic)
+        label = f.t("qr_label", amount=f.money(view.amount_to_pay), name=seller.legal_name, reference=reference)
+        qr = qr_svg(payload, label) if payload else None
+    except ValueError:  # something the EPC format cannot carry: the details stay, without the code
+        logger.warning("no EPC QR code for this invoice", extra={"invoice_id": inv.id})
+        qr = None
+    return {"name": seller.legal_name, "iban": group4(seller.iban), "bic": seller.bic, "reference": reference,
+            "amount": f.money(view.amount_to_pay), "qr": qr}
+
+
+def pay_page_context(page: Page, token: str, view: PayView, f: Any, *, error: str | None = None,
+                     contest: dict[str, Any] | None = None) -> dict[str, Any]:
     inv, seller, customer = view.invoice, view.seller, view.customer
     identity = seller_identity(inv, seller)
     is_credit = inv.kind == CREDIT_NOTE
@@ -343,15 +363,7 @@ def pay_page_context(page: Page, token: str, view: PayView, f: Any, *, error: st
                        ("discounted", inv.amount_discounted)):
         if minor > 0:
             settled.append((f.t(key), f.money(inv.money(minor))))
-    transfer = None
-    if can_pay:
-        reference = inv.number or ""
-        payload = epc_payload(name=seller.legal_name, iban=seller.iban, amount=view.amount_to_pay,
-                              reference=reference, bic=seller.bic)
-        label = f.t("qr_label", amount=f.money(view.amount_to_pay), name=seller.legal_name, reference=reference)
-        transfer = {"name": seller.legal_name, "iban": group4(seller.iban), "bic": seller.bic,
-                    "reference": reference, "amount": f.money(view.amount_to_pay),
-                    "qr": qr_svg(payload, label) if payload else None}
+    transfer = transfer_details(view, f) if can_pay else None
     debit = None
     if inv.currency == "EUR" and not is_credit:
         if mandate:
@@ -387,7 +399,7 @@ def pay_page_context(page: Page, token: str, view: PayView, f: Any, *, error: st
         "actions": {"checkout": page.url(f"{base}/checkout"), "mandate": page.url(f"{base}/mandate")},
         "transfer": transfer, "debit": debit,
         "contest": (contest or contest_form(page, f"{base}/dispute", f)) if can_contest else None,
-        "done": return_notice(page, base, paid=inv.status == PAID, mandate_active=mandate is not None, f=f),
+        "done": return_notice(page, paid=inv.status == PAID, mandate_active=mandate is not None, f=f),
         "error": error,
     }
 
@@ -524,7 +536,7 @@ def portal_context(page: Page, token: str, data: Mapping[str, Any], f: Any, *, e
                     "mandate": page.url(f"{base}/mandate")},
         "contest": (contest or contest_form(page, f"{base}/dispute", f, invoices=contestable, form_id="contest"))
         if contestable else None,
-        "done": return_notice(page, base, paid=False, mandate_active=mandate is not None, f=f),
+        "done": return_notice(page, paid=False, mandate_active=mandate is not None, f=f),
         "error": error,
     }
 

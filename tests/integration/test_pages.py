@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from decimal import Decimal
 from html import unescape
 from typing import Any
 
@@ -91,7 +92,7 @@ def test_pay_page_in_french_shows_the_invoice_the_escompte_and_every_way_to_pay(
     assert FR.money(eur(12000)) in seen                                  # amount due, total
     assert FR.date(date.fromisoformat(invoice["due_date"])) in seen      # due date
     assert FR.t("discount_offer", amount=FR.money(eur(11760)), date=FR.date(issue_date + timedelta(days=10)),
-                rate=FR.percent(__import__("decimal").Decimal("2"))) in seen
+                rate=FR.percent(Decimal("2"))) in seen
     assert FR.t("pay_button", amount=FR.money(eur(11760))) in seen
     # every action is a real button in a form posting to our routes
     base = f"/pay/{token(invoice)}"
