@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+# EMF metrics lines would drown the figures (Powertools flushes every 100 values).
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 sys.path.insert(0, str(PROJECT_DIR))
 
 

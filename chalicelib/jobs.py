@@ -33,7 +33,7 @@ def outbox_stream(event: dict[str, Any], context: Any) -> dict[str, list[dict[st
     it, then sends the batch to the dead-letter queue; ``outbox_drain`` stays the
     safety net for whatever is left in the table.
     """
-    from .adapters.dynamodb.ledger import _to_outbox
+    from .adapters.dynamodb.ledger import to_outbox
     from .adapters.dynamodb.models import OutboxItem
     from .services.outbox import DrainReport
 
@@ -44,7 +44,7 @@ def outbox_stream(event: dict[str, Any], context: Any) -> dict[str, list[dict[st
         if record.get("eventName") != "INSERT" or not pk.startswith("OUTBOX#") or pk == "OUTBOX#DEAD":
             continue
         try:
-            message = _to_outbox(OutboxItem.from_raw_data(image))
+            message = to_outbox(OutboxItem.from_raw_data(image))
             if message.not_before is not None and message.not_before > wiring.clock().now():
                 continue  # delayed: the scheduled drain sends it when due
             wiring.outbox().process(message, report)

@@ -30,7 +30,13 @@ def _from_secrets_manager() -> dict[str, str]:
     with _lock:
         if _cache and time.monotonic() - _cache["at"] < _TTL_S:
             return _cache["values"]
-    raw = client("secretsmanager").get_secret_value(SecretId=get_config().secrets_name)["SecretString"]
+    secrets = client("secretsmanager")
+    try:
+        raw = secrets.get_secret_value(SecretId=get_config().secrets_name)["SecretString"]
+    except secrets.exceptions.ResourceNotFoundException:
+        # the secret exists but has no value yet (set out of band after deploying)
+        raise SecretUnavailable(f"secret {get_config().secrets_name} has no value yet: set the provider keys "
+                                "in Secrets Manager (see docs/deploy.md)") from None
     values = json.loads(raw or "{}")
     with _lock:
         _cache.update({"at": time.monotonic(), "values": values})

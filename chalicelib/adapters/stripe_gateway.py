@@ -70,8 +70,13 @@ class StripeGateway(PaymentGateway):
         return str(created["id"])
 
     def create_payment_link(self, *, invoice: Invoice, amount: Money, description: str,
-                            metadata: dict[str, str], idempotency_key: str) -> ProviderLink:
+                            metadata: dict[str, str], idempotency_key: str,
+                            return_url: str | None = None) -> ProviderLink:
+        extra: dict[str, Any] = {}
+        if return_url:
+            extra["after_completion"] = {"type": "redirect", "redirect": {"url": return_url}}
         link = self._call("create a payment link", lambda v1: v1.payment_links.create(params={
+            **extra,
             "line_items": [{"quantity": 1, "price_data": {
                 "currency": amount.currency.lower(), "unit_amount": amount.amount,
                 "product_data": {"name": description}}}],
@@ -131,7 +136,7 @@ class StripeGateway(PaymentGateway):
         mandate = self._call("read a mandate", lambda v1: v1.mandates.retrieve(mandate_id)) if mandate_id else None
         return {
             "customer": intent["customer"], "payment_method": intent["payment_method"],
-            "metadata": dict(intent["metadata"] or {}),
+            "metadata": intent["metadata"].to_dict() if intent["metadata"] else {},
             "mandate": None if mandate is None else {
                 "id": mandate["id"], "status": mandate["status"],
                 "reference": (mandate["payment_method_details"]["sepa_debit"]["reference"]

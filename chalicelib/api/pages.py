@@ -282,10 +282,12 @@ def invoice_status(invoice: Invoice, today: date, tz: str, f: Any, *, short: boo
 
 
 def return_notice(page: Page, *, paid: bool, mandate_active: bool, f: Any) -> dict[str, str] | None:
-    """What to say when the provider sends the payer back (``?done=1``)."""
-    if page.query.get("done") != "1":
+    """What to say when the provider sends the payer back (``?done=pay`` or ``?done=mandate``;
+    a bare ``?done=1`` falls back to the cookie set by the button that was pressed)."""
+    done = page.query.get("done")
+    if done not in ("1", "pay", "mandate"):
         return None
-    action = page.cookie(RETURN_COOKIE)
+    action = done if done != "1" else page.cookie(RETURN_COOKIE)
     if action == "mandate":
         return ({"kind": "ok", "text": f.t("done_mandate")} if mandate_active
                 else {"kind": "info", "text": f.t("done_mandate_pending")})

@@ -23,7 +23,7 @@ from ..domain.auth import Actor
 from ..domain.collections import Dispute, Task
 from ..domain.errors import Conflict, DomainError, NotFound, ValidationError
 from ..domain.ids import new_id
-from ..domain.invoice import OPEN, Invoice
+from ..domain.invoice import CREDIT_NOTE, OPEN, Invoice
 from ..domain.money import Money
 from ..domain.payment import MAX_ALLOCATIONS
 from ..domain.parties import Customer, SellerProfile
@@ -64,7 +64,10 @@ class PayView:
 
 
 def issue_hook(invoice: Invoice, customer: Customer, seller: SellerProfile, uow: UnitOfWork) -> Invoice:
-    """Run while issuing: give the invoice its pay token (and the customer a portal token)."""
+    """Run while issuing: give the invoice its pay token; schedule its SEPA debit if the
+    customer has an active mandate (the invoice email then announces the debit)."""
+    if invoice.kind == CREDIT_NOTE:
+        return invoice  # a credit note is money we owe: no pay link, no debit
     token = new_token()
     uow.put_ref(PAY_TOKEN, token, invoice.id, {"status": "active"})
     if customer.mandate and customer.mandate.active and invoice.currency == "EUR" \
@@ -181,7 +184,7 @@ class PayService:
         key = f"plink-{invoice.id}-{amount.amount}-{invoice.version}"
         created = self.gateway().create_payment_link(
             invoice=invoice, amount=amount, description=f"Facture {invoice.number}", metadata=metadata,
-            idempotency_key=key)
+            idempotency_key=key, return_url=f"{self._base}/pay/{token}?done=pay")
 
         def save() -> None:
             current = self._ledger.get_invoice(invoice.id)
@@ -197,7 +200,7 @@ class PayService:
         return created.url
 
     def _checkout_session(self, customer: Customer, *, mode: str, amount: Money | None, description: str,
-                          metadata: dict[str, str], return_path: str, key: str) -> str:
+                          metadata: dict[str, str], return_path: str, key: str, done: str) -> str:
         gateway = self.gateway()
         provider_customer = customer.stripe_customer_id or gateway.ensure_customer(customer)
         if not customer.stripe_customer_id:
@@ -213,7 +216,7 @@ class PayService:
         now = self._clock.now()
         session = gateway.create_checkout_session(
             mode=mode, provider_customer=provider_customer, amount=amount, description=description,
-            metadata=metadata, success_url=f"{self._base}{return_path}?done=1",
+            metadata=metadata, success_url=f"{self._base}{return_path}?done={done}",
             cancel_url=f"{self._base}{return_path}", expires_at=now + timedelta(hours=23), idempotency_key=key,
             payment_method_types=("sepa_debit",) if mode == "setup" else (
                 ("card", "sepa_debit") if amount and amount.currency == "EUR" else ("card",)))
@@ -231,7 +234,7 @@ class PayService:
         bucket = self._clock.now().strftime("%Y%m%d%H")
         return self._checkout_session(customer, mode="setup", amount=None, description="Mandat SEPA",
                                       metadata={"customer_id": customer.id, "purpose": "sepa_mandate"},
-                                      return_path=path, key=f"setup-{customer.id}-{bucket}")
+                                      return_path=path, key=f"setup-{customer.id}-{bucket}", done="mandate")
 
     def contest(self, token: str, reason: Any, message: Any, *, portal: bool = False,
                 invoice_id: str | None = None) -> Dispute:
@@ -290,7 +293,8 @@ class PayService:
         disputes = self._ledger.list_disputes(customer_id=customer.id, status="open").items
         return {"customer": customer, "seller": seller, "today": today, "invoices": invoices,
                 "payments": payments, "disputes": disputes,
-                "open": [i for i in invoices if i.status == OPEN and i.amount_due.is_positive]}
+                "open": [i for i in invoices if i.status == OPEN and i.kind != CREDIT_NOTE
+                         and i.amount_due.is_positive]}
 
     def portal_checkout(self, token: str, invoice_ids: list[str]) -> str:
         """Pay several open invoices at once: one checkout session for a stored batch."""
@@ -321,7 +325,7 @@ class PayService:
         return self._checkout_session(customer, mode="payment", amount=total, description=f"Factures {numbers}"[:250],
                                       metadata={"batch_id": batch_id, "customer_id": customer.id},
                                       return_path=f"/portal/{token}",
-                                      key=f"batch-{batch_id}-{self._clock.now().strftime('%Y%m%d%H')}")
+                                      key=f"batch-{batch_id}-{self._clock.now().strftime('%Y%m%d%H')}", done="pay")
 
     def request_copy(self, token: str, invoice_id: str) -> Invoice:
         customer_id = self._resolve(PORTAL_TOKEN, token)

@@ -430,7 +430,9 @@ class PaymentGateway(ABC):
 
     @abstractmethod
     def create_payment_link(self, *, invoice: Invoice, amount: Any, description: str,
-                            metadata: dict[str, str], idempotency_key: str) -> ProviderLink: ...
+                            metadata: dict[str, str], idempotency_key: str,
+                            return_url: str | None = None) -> ProviderLink:
+        """A reusable link paying ``amount``; the payer comes back to ``return_url``."""
 
     @abstractmethod
     def deactivate_payment_link(self, link_id: str) -> None: ...

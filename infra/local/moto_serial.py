@@ -40,39 +40,62 @@ class SerializedApp:
                     close()
 
 
-def _copy_each_table_once_per_transaction() -> None:
-    """moto backs up the whole table once *per item* of a TransactWriteItems
-    (4 deep copies for a 4-item transaction). One backup per table is the same
-    rollback state; this keeps local transactions ~4x cheaper. Safe here
-    because requests are serialized."""
+def _transactions_back_up_items_not_tables() -> None:
+    """moto backs up the whole table (a deep copy) for *each item* of a
+    TransactWriteItems, so a transaction costs O(table size x items): ~80 ms on
+    a 10k-item table, ~500 ms at 20k. Rolling back only needs the items the
+    transaction touches: this backs those up instead and restores them on
+    failure, making local transactions O(items) like DynamoDB's. Safe because
+    requests are serialized (nothing else runs during a transaction)."""
     import copy as _copy
 
     import moto.dynamodb.models as dynamodb_models
     from moto.dynamodb.models.table import Table
 
-    class _OnceCopy:
-        cache: dict[int, Any] | None = None
+    class _NoTableCopy:
+        active = False
 
         def deepcopy(self, obj: Any, memo: Any = None) -> Any:
-            if self.cache is not None and isinstance(obj, Table):
-                if id(obj) not in self.cache:
-                    self.cache[id(obj)] = _copy.deepcopy(obj)
-                return self.cache[id(obj)]
+            if self.active and isinstance(obj, Table):
+                return obj  # rollback is done item by item below
             return _copy.deepcopy(obj, memo)
 
         def __getattr__(self, name: str) -> Any:
             return getattr(_copy, name)
 
-    shim = _OnceCopy()
+    shim = _NoTableCopy()
     dynamodb_models.copy = shim  # type: ignore[attr-defined]
     original = dynamodb_models.DynamoDBBackend.transact_write_items
 
     def transact_write_items(self: Any, transact_items: Any) -> Any:
-        shim.cache = {}
+        backups = []
+        for entry in transact_items:
+            _, op = next(iter(entry.items()))
+            table_name = op.get("TableName")
+            if not table_name or table_name not in self.tables:
+                continue
+            table = self.tables[table_name]
+            if "Key" in op:
+                key = op["Key"]
+            else:
+                key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = op["Item"][table.range_key_attr]
+            existing = self.get_item(table_name, key)
+            backups.append((table_name, key, existing.to_json()["Attributes"] if existing else None))
+        shim.active = True
         try:
             return original(self, transact_items)
+        except Exception:
+            for table_name, key, attrs in reversed(backups):
+                if attrs is None:
+                    if self.get_item(table_name, key) is not None:
+                        self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, _copy.deepcopy(attrs))
+            raise
         finally:
-            shim.cache = None
+            shim.active = False
 
     dynamodb_models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
@@ -80,7 +103,7 @@ def _copy_each_table_once_per_transaction() -> None:
 def build_server(host: str, port: int) -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
-    _copy_each_table_once_per_transaction()
+    _transactions_back_up_items_not_tables()
     app = SerializedApp(DomainDispatcherApplication(create_backend_app))
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     # Idle keep-alive connections must not hold up a stop.

@@ -58,9 +58,6 @@ def test_lambda_layer_has_every_requirement(synthesized: dict[str, Synth]) -> No
     assert not missing, f"not in the Lambda layer (chalice could not get a Lambda build): {sorted(missing)}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "requirements.txt (not infra's file): pillow 13.0.0, pulled by fpdf2, has no manylinux2014 wheel for "
-    "cp311, so chalice compiles it on the build machine; pin pillow==12.2.0 and remove this marker"))
 def test_lambda_layer_has_no_wheel_compiled_on_the_build_machine(synthesized: dict[str, Synth]) -> None:
     # Lambda's python3.11 runs on Amazon Linux 2 (glibc 2.26): chalice takes manylinux wheels up to
     # manylinux_2_26 and compiles anything else from its sdist here. Such a build (tag linux_x86_64)

@@ -336,11 +336,8 @@ def test_portal_copy_and_disputes(payments_stack):
 # StripeGateway.setup_intent_details does dict(intent["metadata"]) on a StripeObject, which stripe 16
 # refuses (TypeError): setup_intent.succeeded / checkout.session.completed (setup) answer 500 and the
 # mandate is never stored. strict: this starts failing (XPASS) once the gateway is fixed: drop the mark.
-MANDATE_BUG = pytest.mark.xfail(strict=True, reason="backend: StripeGateway.setup_intent_details calls "
-                                "dict() on a StripeObject (use .to_dict()), so mandates are never stored")
 
 
-@MANDATE_BUG
 def test_portal_sets_up_a_sepa_mandate(payments_stack):
     ps = payments_stack
     customer = new_customer(ps)

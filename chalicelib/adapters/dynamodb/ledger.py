@@ -183,7 +183,7 @@ def _to_api_key(item: ApiKeyItem) -> ApiKey:
                   created_by=item.created_by, hint=item.hint, revoked_at=item.revoked_at, version=int(item.version))
 
 
-def _to_outbox(item: OutboxItem) -> OutboxMessage:
+def to_outbox(item: OutboxItem) -> OutboxMessage:
     return OutboxMessage(id=item.id, topic=item.topic, payload=item.payload, created_at=item.created_at,
                          attempts=int(item.attempts or 0), not_before=item.not_before, last_error=item.last_error)
 
@@ -528,7 +528,7 @@ class DynamoLedger(Ledger):
         for shard in range(OUTBOX_SHARDS):
             for item in OutboxItem.query(f"OUTBOX#{shard}", filter_condition=ready & free, limit=limit,
                                          page_size=limit):
-                out.append(_to_outbox(item))
+                out.append(to_outbox(item))
         out.sort(key=lambda m: m.created_at)
         return out[:limit]
 
@@ -569,7 +569,7 @@ class DynamoLedger(Ledger):
             tx.delete(self._outbox_item(message))
 
     def list_dead_letters(self, limit: int = 100) -> list[OutboxMessage]:
-        return [_to_outbox(i) for i in OutboxItem.query("OUTBOX#DEAD", limit=limit)]
+        return [to_outbox(i) for i in OutboxItem.query("OUTBOX#DEAD", limit=limit)]
 
 
 def _aggregate_update(table: str, update: AggregateUpdate) -> dict[str, Any]:
