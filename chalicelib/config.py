@@ -26,6 +26,8 @@ class Config:
     secrets_name: str                 # Secrets Manager secret holding the provider keys
     log_level: str
     max_body_bytes: int
+    ses_configuration_set: str | None  # SES events (bounces, complaints) on AWS
+    sms_sender_id: str | None
     stripe_api_base: str | None       # the local Stripe emulator; None = api.stripe.com
     # Secrets may come from the environment (local stack, CI); otherwise they are
     # read lazily from Secrets Manager (SECRETS_NAME) by adapters/secrets.py.
@@ -57,6 +59,8 @@ def get_config() -> Config:
         secrets_name=_env("SECRETS_NAME", f"ar-backend/{stage}"),
         log_level=_env("LOG_LEVEL", "INFO"),
         max_body_bytes=int(_env("MAX_BODY_BYTES", str(1024 * 1024))),
+        ses_configuration_set=os.environ.get("SES_CONFIGURATION_SET") or None,
+        sms_sender_id=os.environ.get("SMS_SENDER_ID") or None,
         stripe_api_base=os.environ.get("STRIPE_API_BASE") or None,
         stripe_secret_key=os.environ.get("STRIPE_SECRET_KEY") or None,
         stripe_webhook_secret=os.environ.get("STRIPE_WEBHOOK_SECRET") or None,

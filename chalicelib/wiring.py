@@ -104,6 +104,31 @@ def collections() -> Any:
     return CollectionService(ledger(), clock(), payment_gateway)
 
 
+@lru_cache(maxsize=1)
+def mailer() -> Any:
+    from .adapters.aws import client
+    from .adapters.mail import SesMailer
+
+    cfg = get_config()
+    return SesMailer(lambda: client("sesv2"), cfg.mail_from, configuration_set=cfg.ses_configuration_set)
+
+
+@lru_cache(maxsize=1)
+def sms() -> Any:
+    from .adapters.aws import client
+    from .adapters.sms import SnsSms
+
+    return SnsSms(lambda: client("sns"), get_config().sms_sender_id)
+
+
+@lru_cache(maxsize=1)
+def documents_store() -> Any:
+    from .adapters.aws import client
+    from .adapters.storage import S3DocumentStore
+
+    return S3DocumentStore(lambda: client("s3"), get_config().documents_bucket)
+
+
 def outbox_handlers() -> dict[str, Callable[[dict[str, Any]], None]]:
     """Topic -> handler. Later capabilities register their topics here."""
     from .services.pay import deactivate_link_handler
@@ -123,7 +148,8 @@ def outbox() -> OutboxDrain:
 def reset() -> None:
     """Forget every cached adapter and service (and the configuration)."""
     for getter in (clock, dynamodb_connection, ledger, settings, access, customers, invoices, payments,
-                   event_publisher, outbox, payment_gateway, provider_events, pay, collections):
+                   event_publisher, outbox, payment_gateway, provider_events, pay, collections, mailer, sms,
+                   documents_store):
         getter.cache_clear()
     get_config.cache_clear()
     from .adapters import secrets

@@ -15,7 +15,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from chalicelib.domain.aggregates import AggregateKey, apply_updates, merge_deltas
 from chalicelib.domain.auth import ApiKey
-from chalicelib.domain.collections import DISPUTE_OPEN, TASK_OPEN, Dispute, Task
+from chalicelib.domain.collections import (DISPUTE_OPEN, PLAN_ACTIVE, PROMISE_ACTIVE, TASK_OPEN, Dispute, PaymentPlan,
+                                          Promise, Task)
 from chalicelib.domain.provider import IntentState
 from chalicelib.domain.errors import BadRequest, NotFound, ValidationError
 from chalicelib.domain.invoice import OPEN, Invoice
@@ -43,6 +44,10 @@ def _entity_key(entity: Any) -> tuple[str, str]:
         return "task", entity.id
     if isinstance(entity, Dispute):
         return "dispute", entity.id
+    if isinstance(entity, Promise):
+        return "promise", entity.id
+    if isinstance(entity, PaymentPlan):
+        return "plan", entity.id
     raise TypeError(type(entity).__name__)
 
 
@@ -120,6 +125,37 @@ class FakeLedger(Ledger):
                                   field="customer_id")
         items = [d for d in items if d.status == DISPUTE_OPEN]
         return self._paginate(items, lambda d: (d.created_at, d.id), limit, cursor)
+
+    def get_promise(self, promise_id: str) -> Promise:
+        return self._get("promise", promise_id)
+
+    def list_promises(self, *, customer_id: str | None = None, status: str | None = None,
+                      due_before: date | None = None, limit: int = 50, cursor: str | None = None) -> Page[Promise]:
+        items = [p for p in self._all("promise") if status is None or p.status == status]
+        if customer_id:
+            items = [p for p in items if p.customer_id == customer_id]
+            return self._paginate(items, lambda p: (p.created_at, p.id), limit, cursor, reverse=True)
+        if status not in (None, PROMISE_ACTIVE):
+            raise ValidationError("promises that are not active are listed per customer: pass customer_id",
+                                  field="customer_id")
+        items = [p for p in items if p.status == PROMISE_ACTIVE and (due_before is None or p.promised_on < due_before)]
+        return self._paginate(items, lambda p: (p.promised_on, p.id), limit, cursor)
+
+    def get_plan(self, plan_id: str) -> PaymentPlan:
+        return self._get("plan", plan_id)
+
+    def list_plans(self, *, customer_id: str | None = None, status: str | None = None,
+                   due_before: date | None = None, limit: int = 50, cursor: str | None = None) -> Page[PaymentPlan]:
+        items = [p for p in self._all("plan") if status is None or p.status == status]
+        if customer_id:
+            items = [p for p in items if p.customer_id == customer_id]
+            return self._paginate(items, lambda p: (p.created_at, p.id), limit, cursor, reverse=True)
+        if status not in (None, PLAN_ACTIVE):
+            raise ValidationError("plans that are not active are listed per customer: pass customer_id",
+                                  field="customer_id")
+        items = [p for p in items if p.status == PLAN_ACTIVE and p.next_due is not None
+                 and (due_before is None or p.next_due < due_before)]
+        return self._paginate(items, lambda p: (p.next_due, p.id), limit, cursor)
 
     def get_api_key(self, key_hash: str) -> ApiKey | None:
         return self.entities.get(("api_key", key_hash))

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from .errors import InvalidTransition, ValidationError
+from .money import Money
 
 # -- tasks ----------------------------------------------------------------------------------------
 TASK_KINDS = ("call", "chargeback", "dispute_review", "collection_failed", "review")
@@ -95,5 +96,79 @@ class Dispute:
                 "reason": self.reason, "message": self.message, "source": self.source, "status": self.status,
                 "assignee": self.assignee, "resolution": self.resolution, "resolved_by": self.resolved_by,
                 "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+                "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
+                "version": self.version}
+
+
+# -- promises to pay and payment plans -----------------------------------------------------------
+PROMISE_ACTIVE, PROMISE_KEPT, PROMISE_BROKEN, PROMISE_CANCELLED = "active", "kept", "broken", "cancelled"
+PLAN_ACTIVE, PLAN_COMPLETED, PLAN_BROKEN, PLAN_CANCELLED = "active", "completed", "broken", "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Promise:
+    """A customer's promise to pay ``amount`` by ``promised_on`` (kept/broken computed automatically)."""
+
+    id: str
+    customer_id: str
+    invoice_ids: tuple[str, ...]
+    amount: Money
+    promised_on: date
+    source: str  # collector, hosted_page, portal, api
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    status: str = PROMISE_ACTIVE
+    resolved_at: datetime | None = None
+    note: str | None = None
+    version: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "object": "promise", "customer_id": self.customer_id,
+                "invoice_ids": list(self.invoice_ids), "amount": str(self.amount),
+                "currency": self.amount.currency, "promised_on": self.promised_on.isoformat(),
+                "source": self.source, "created_by": self.created_by, "status": self.status, "note": self.note,
+                "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+                "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
+                "version": self.version}
+
+
+@dataclass(frozen=True, slots=True)
+class Installment:
+    due_on: date
+    amount: Money
+    paid: int = 0          # minor units collected against this installment
+    status: str = "pending"  # pending, paid, late
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"due_on": self.due_on.isoformat(), "amount": str(self.amount),
+                "paid": str(Money(self.paid, self.amount.currency)), "status": self.status}
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentPlan:
+    """An échéancier: an overdue balance split into dated installments."""
+
+    id: str
+    customer_id: str
+    invoice_ids: tuple[str, ...]
+    installments: tuple[Installment, ...]
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    status: str = PLAN_ACTIVE
+    note: str | None = None
+    version: int = 0
+
+    @property
+    def next_due(self) -> date | None:
+        pending = [i.due_on for i in self.installments if i.status != "paid"]
+        return min(pending) if pending else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "object": "payment_plan", "customer_id": self.customer_id,
+                "invoice_ids": list(self.invoice_ids), "installments": [i.to_dict() for i in self.installments],
+                "status": self.status, "note": self.note, "created_by": self.created_by,
+                "next_due": self.next_due.isoformat() if self.next_due else None,
                 "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
                 "version": self.version}

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from ..domain.aggregates import (AggregateDelta, AggregateKey, ReceivableHistory, deltas_for_invoice_change,
                                  entries_for_change)
 from ..domain.auth import Actor, ApiKey
-from ..domain.collections import Dispute, Task
+from ..domain.collections import Dispute, PaymentPlan, Promise, Task
 from ..domain.errors import ConcurrencyConflict
 from ..domain.ids import new_id
 from ..domain.invoice import DRAFT, Invoice
@@ -173,7 +173,7 @@ class SettingsDoc:
 
 # -- unit of work -------------------------------------------------------------------------------
 
-Entity = Customer | Invoice | Payment | ApiKey | SettingsDoc | IntentState | Task | Dispute
+Entity = Customer | Invoice | Payment | ApiKey | SettingsDoc | IntentState | Task | Dispute | Promise | PaymentPlan
 
 
 @dataclass(frozen=True)
@@ -353,6 +353,22 @@ class Ledger(ABC):
         """A customer's disputes (newest first) or all open ones (oldest first)."""
 
     @abstractmethod
+    def get_promise(self, promise_id: str) -> Promise: ...
+
+    @abstractmethod
+    def list_promises(self, *, customer_id: str | None = None, status: str | None = None,
+                      due_before: date | None = None, limit: int = 50, cursor: str | None = None) -> Page[Promise]:
+        """A customer's promises (newest first), or all active ones by promised date (``due_before`` exclusive)."""
+
+    @abstractmethod
+    def get_plan(self, plan_id: str) -> PaymentPlan: ...
+
+    @abstractmethod
+    def list_plans(self, *, customer_id: str | None = None, status: str | None = None,
+                   due_before: date | None = None, limit: int = 50, cursor: str | None = None) -> Page[PaymentPlan]:
+        """A customer's payment plans (newest first), or all active ones by next installment date."""
+
+    @abstractmethod
     def get_api_key(self, key_hash: str) -> ApiKey | None: ...
 
     @abstractmethod
@@ -461,3 +477,49 @@ class PaymentGateway(ABC):
     @abstractmethod
     def setup_intent_details(self, setup_intent_id: str) -> dict[str, Any]:
         """``{"customer", "payment_method", "mandate": {id, status, reference}}`` of a succeeded setup."""
+
+
+# -- messages & documents ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class EmailMessage:
+    to: tuple[str, ...]
+    subject: str
+    text: str
+    html: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    reply_to: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # e.g. {"invoice_id": ..., "kind": "invoice"}
+
+
+class Mailer(ABC):
+    @abstractmethod
+    def send(self, message: EmailMessage) -> str:
+        """Send and return the provider's message id; raises on refusal (the caller retries)."""
+
+
+class SmsSender(ABC):
+    @abstractmethod
+    def send(self, phone_e164: str, text: str, *, tags: dict[str, str] | None = None) -> str:
+        """Send a text message; returns the provider's message id."""
+
+
+class DocumentStore(ABC):
+    """Immutable documents (issued invoices' PDF and XML), served byte-identical later."""
+
+    @abstractmethod
+    def put(self, key: str, content: bytes, content_type: str) -> None: ...
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """Raises NotFound when absent."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...

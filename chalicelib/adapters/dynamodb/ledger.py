@@ -21,7 +21,8 @@ from pynamodb.transactions import TransactWrite
 
 from ...domain.aggregates import AggregateKey, AggregateUpdate, merge_deltas
 from ...domain.auth import ApiKey
-from ...domain.collections import DISPUTE_OPEN, TASK_OPEN, Dispute, Task
+from ...domain.collections import (DISPUTE_OPEN, PLAN_ACTIVE, PROMISE_ACTIVE, TASK_OPEN, Dispute, PaymentPlan, Promise,
+                                   Task)
 from ...domain.provider import IntentState
 from ...domain.errors import BadRequest, NotFound, ValidationError
 from ...domain.invoice import OPEN, Invoice
@@ -32,7 +33,8 @@ from ...services.ports import (AuditEntry, CommitConflict, CounterPut, EntityPut
                                UnitOfWork)
 from ..codec import decode, encode
 from .models import (ApiKeyItem, AuditItem, CounterItem, CustomerItem, DisputeItem, IdempotencyItem, IntentItem,
-                     InvoiceItem, OutboxItem, PaymentItem, RefItem, SettingsItem, TableItem, TaskItem)
+                     InvoiceItem, OutboxItem, PaymentItem, PlanItem, PromiseItem, RefItem, SettingsItem, TableItem,
+                     TaskItem)
 
 M = TypeVar("M", bound=TableItem)
 OUTBOX_SHARDS = 4
@@ -131,6 +133,24 @@ def dispute_item(d: Dispute) -> DisputeItem:
     return item
 
 
+def promise_item(p: Promise) -> PromiseItem:
+    item = PromiseItem(pk=f"PRM#{p.id}", sk="PROMISE", kind="promise", status=p.status, customer_id=p.customer_id,
+                       gsi1pk=customer_pk(p.customer_id), gsi1sk=f"PRM#{p.created_at.isoformat()}#{p.id}",
+                       data=encode(p), version=p.version)
+    if p.status == PROMISE_ACTIVE:
+        item.gsi2pk, item.gsi2sk = "PROMISE#active", f"{p.promised_on.isoformat()}#{p.id}"
+    return item
+
+
+def plan_item(p: PaymentPlan) -> PlanItem:
+    item = PlanItem(pk=f"PLN#{p.id}", sk="PLAN", kind="plan", status=p.status, customer_id=p.customer_id,
+                    gsi1pk=customer_pk(p.customer_id), gsi1sk=f"PLN#{p.created_at.isoformat()}#{p.id}",
+                    data=encode(p), version=p.version)
+    if p.status == PLAN_ACTIVE and p.next_due:
+        item.gsi2pk, item.gsi2sk = "PLAN#active", f"{p.next_due.isoformat()}#{p.id}"
+    return item
+
+
 def _entity_item(entity: Any) -> TableItem:
     if isinstance(entity, Invoice):
         return invoice_item(entity)
@@ -148,6 +168,10 @@ def _entity_item(entity: Any) -> TableItem:
         return task_item(entity)
     if isinstance(entity, Dispute):
         return dispute_item(entity)
+    if isinstance(entity, Promise):
+        return promise_item(entity)
+    if isinstance(entity, PaymentPlan):
+        return plan_item(entity)
     raise TypeError(f"no item mapping for {type(entity).__name__}")
 
 
@@ -311,6 +335,40 @@ class DynamoLedger(Ledger):
                                   field="customer_id")
         return self._page(DisputeItem, DisputeItem.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "DISPUTE#open", None,
                           None, True, limit, cursor, convert)
+
+    def get_promise(self, promise_id: str) -> Promise:
+        return decode(Promise, self._get(PromiseItem, f"PRM#{promise_id}", "PROMISE", "promise", promise_id).data)
+
+    def list_promises(self, *, customer_id: str | None = None, status: str | None = None, due_before: date | None = None,
+                      limit: int = 50, cursor: str | None = None) -> Page[Promise]:
+        convert: Callable[[PromiseItem], Promise] = lambda i: decode(Promise, i.data)  # noqa: E731
+        if customer_id:
+            return self._page(PromiseItem, PromiseItem.by_customer, ("pk", "sk", "gsi1pk", "gsi1sk"),
+                              customer_pk(customer_id), PromiseItem.gsi1sk.startswith("PRM#"),
+                              PromiseItem.status == status if status else None, False, limit, cursor, convert)
+        if status not in (None, PROMISE_ACTIVE):
+            raise ValidationError("promises that are not active are listed per customer: pass customer_id",
+                                  field="customer_id")
+        rng = PromiseItem.gsi2sk < f"{due_before.isoformat()}#" if due_before else None
+        return self._page(PromiseItem, PromiseItem.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "PROMISE#active", rng,
+                          None, True, limit, cursor, convert)
+
+    def get_plan(self, plan_id: str) -> PaymentPlan:
+        return decode(PaymentPlan, self._get(PlanItem, f"PLN#{plan_id}", "PLAN", "payment plan", plan_id).data)
+
+    def list_plans(self, *, customer_id: str | None = None, status: str | None = None, due_before: date | None = None,
+                   limit: int = 50, cursor: str | None = None) -> Page[PaymentPlan]:
+        convert: Callable[[PlanItem], PaymentPlan] = lambda i: decode(PaymentPlan, i.data)  # noqa: E731
+        if customer_id:
+            return self._page(PlanItem, PlanItem.by_customer, ("pk", "sk", "gsi1pk", "gsi1sk"),
+                              customer_pk(customer_id), PlanItem.gsi1sk.startswith("PLN#"),
+                              PlanItem.status == status if status else None, False, limit, cursor, convert)
+        if status not in (None, PLAN_ACTIVE):
+            raise ValidationError("plans that are not active are listed per customer: pass customer_id",
+                                  field="customer_id")
+        rng = PlanItem.gsi2sk < f"{due_before.isoformat()}#" if due_before else None
+        return self._page(PlanItem, PlanItem.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "PLAN#active", rng, None, True,
+                          limit, cursor, convert)
 
     def get_api_key(self, key_hash: str) -> ApiKey | None:
         try:

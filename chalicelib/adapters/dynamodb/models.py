@@ -21,6 +21,9 @@ ref         REF#kind#value / REF       -                               - (TTL fo
 intent      PI#id / INTENT             -                               -
 task        TSK#id / TASK              CUS#cid / TSK#created#id        gsi2: TASK#open / due#id (open only)
 dispute     DSP#id / DISPUTE           CUS#cid / DSP#created#id        gsi2: DISPUTE#open / created#id
+promise     PRM#id / PROMISE           CUS#cid / PRM#created#id        gsi2: PROMISE#active / promised_on#id
+plan        PLN#id / PLAN              CUS#cid / PLN#created#id        gsi2: PLAN#active / next_due#id
+aggregate   AGG#ccy#scope / grain#per  -                               - (cells are dynamic numeric attributes)
 ==========  =========================  ==============================  =====================================
 
 Nothing here connects at import time: :func:`configure` sets the table name,
@@ -210,9 +213,21 @@ class DisputeItem(TableItem):
     data = JSONAttribute()
 
 
+class PromiseItem(TableItem):
+    status = UnicodeAttribute()
+    customer_id = UnicodeAttribute()
+    data = JSONAttribute()
+
+
+class PlanItem(TableItem):
+    status = UnicodeAttribute()
+    customer_id = UnicodeAttribute()
+    data = JSONAttribute()
+
+
 ALL_MODELS: tuple[type[TableItem], ...] = (TableItem, CustomerItem, InvoiceItem, PaymentItem, CounterItem,
                                            ApiKeyItem, SettingsItem, IdempotencyItem, AuditItem, OutboxItem,
-                                           RefItem, IntentItem, TaskItem, DisputeItem)
+                                           RefItem, IntentItem, TaskItem, DisputeItem, PromiseItem, PlanItem)
 
 
 def configure(*, table_name: str, region: str, host: str | None, max_pool_connections: int = 50) -> Connection:
