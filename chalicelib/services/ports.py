@@ -221,14 +221,16 @@ class UnitOfWork:
         self.operations.append(EntityPut(created, expected_version=None))
         return created
 
-    def save_invoice(self, before: Invoice, after: Invoice, *, on: date | None = None,
+    def save_invoice(self, before: Invoice | None, after: Invoice, *, on: date | None = None,
                      action: str | None = None, note: dict[str, Any] | None = None) -> Invoice:
-        """Save a changed invoice with its aggregate deltas and, with ``action``, an audit entry.
+        """Save a changed invoice (or, with ``before=None``, create one that is already issued,
+        e.g. an imported invoice) with its aggregate deltas and, with ``action``, an audit entry.
 
         ``on`` is the business date of a money movement (a payment's received_on,
         a credit note's date); it is required when the open balance changes.
         """
-        stored = ReceivableHistory.from_dict(before.ledger_history) if before.ledger_history else None
+        stored = (ReceivableHistory.from_dict(before.ledger_history)
+                  if before is not None and before.ledger_history else None)
         entries = entries_for_change(before, after, on=on or self.now.date())
         if entries and on is None:
             raise ValueError(f"invoice {after.id}: a change of its balance needs its business date (on=)")
@@ -236,11 +238,15 @@ class UnitOfWork:
         if history is not None and (stored is None or history != stored):
             after = dataclasses.replace(after, ledger_history=history.to_dict())
         self.aggregate_deltas.extend(deltas)
-        saved = self._save(after)
+        if before is None:
+            saved = dataclasses.replace(after, version=1)
+            self.operations.append(EntityPut(saved, expected_version=None))
+        else:
+            saved = self._save(after)
         if action:
             from .common import diff
 
-            b, a = diff(before.to_dict(), saved.to_dict())
+            b, a = diff(before.to_dict() if before else None, saved.to_dict())
             self.audit(action, "invoice", saved.id, b, {**(a or {}), **(note or {})})
         return saved
 
