@@ -78,12 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="run the local stack")
     parser.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", "8000")))
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "5100")))
+    parser.add_argument("--stripe-port", type=int, default=int(os.environ.get("STRIPE_PORT", "12111")),
+                        help="the local Stripe emulator")
     parser.add_argument("--env-file", default=str(PROJECT_DIR / ".local" / "run.env"))
     parser.add_argument("--no-seed", action="store_true", help="start with an empty ledger")
     parser.add_argument("--tick", type=float, default=5.0, help="seconds between outbox drains")
     args = parser.parse_args(argv)
 
-    for name, port in (("API", args.api_port), ("moto", args.moto_port)):
+    for name, port in (("API", args.api_port), ("moto", args.moto_port), ("stripe", args.stripe_port)):
         if not port_free(port):
             print(f"port {port} ({name}) is already in use: stop what uses it, or pass --{name.lower()}-port",
                   file=sys.stderr)
@@ -96,7 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     endpoint = f"http://127.0.0.1:{args.moto_port}"
     api_url = f"http://127.0.0.1:{args.api_port}"
-    env = {**os.environ, **local_env(endpoint, api_url)}
+    stripe_url = f"http://127.0.0.1:{args.stripe_port}"
+    import secrets as _secrets
+
+    webhook_secret = "whsec_local_" + _secrets.token_hex(16)
+    env = {**os.environ, **local_env(endpoint, api_url, STRIPE_API_BASE=stripe_url,
+                                     STRIPE_SECRET_KEY="sk_test_local_emulator",
+                                     STRIPE_WEBHOOK_SECRET=webhook_secret)}
     os.environ.update(env)
 
     stack = Stack()
@@ -125,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
 
             summary = seed(wiring.ledger())
 
+        emulator = stack.start([sys.executable, "-m", "infra.local.stripe_emulator", "--port", str(args.stripe_port),
+                                "--webhook-url", f"{api_url}/webhooks/stripe", "--webhook-secret", webhook_secret,
+                                "--sepa-settle-after", "20"], env, logs / "stripe.log")
+        wait_for_http(f"{stripe_url}/_emulator/health", proc=emulator)
         api = stack.start([sys.executable, "-m", "infra.local.api_server", "--port", str(args.api_port)], env,
                           logs / "api.log")
         wait_for_http(f"{api_url}/health", proc=api)
@@ -132,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         env_file = Path(args.env_file)
         env_file.parent.mkdir(parents=True, exist_ok=True)
         lines = [f"API_URL={api_url}", f"API_KEY={secret}", f"AWS_ENDPOINT_URL={endpoint}",
+                 f"STRIPE_API_BASE={stripe_url}", f"STRIPE_WEBHOOK_SECRET={webhook_secret}",
                  f"MOTO_DASHBOARD={endpoint}/moto-api/"]
         env_file.write_text("\n".join(lines) + "\n")
         os.chmod(env_file, 0o600)
@@ -142,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
   API           {api_url}          (e.g. curl -H "Authorization: Bearer $API_KEY" {api_url}/invoices)
   API key       {secret}   (admin)
   AWS (moto)    {endpoint}          sent mail & SMS: {endpoint}/moto-api/data.json
+  Stripe        {stripe_url}         (local emulator: hosted checkout pages, signed webhooks)
   Demo data     {len(summary.get('customers', []))} customers, {len(summary.get('issued', []))} issued invoices, \
 {len(summary.get('drafts', []))} drafts
   Settings      {env_file}  (source it: set -a; . {env_file}; set +a)

@@ -59,7 +59,10 @@ def seed(ledger: Ledger, today: datetime | None = None) -> dict[str, Any]:
     settings = SettingsService(ledger, clock, ttl_s=0)
     settings.put_seller(SELLER, actor)
     customers = CustomerService(ledger, clock, settings)
-    invoices = InvoiceService(ledger, clock, settings)
+    from chalicelib import wiring
+
+    # the same issue hooks as the running app (pay links, documents, delivery...), with a clock in the past
+    invoices = InvoiceService(ledger, clock, settings, wiring.invoices().hooks)
     payments = PaymentService(ledger, clock, settings)
 
     clock.set(now - timedelta(days=120))

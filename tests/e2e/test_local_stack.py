@@ -19,9 +19,10 @@ from tests.conftest import CUSTOMER_INPUT, line
 @pytest.fixture(scope="module")
 def running(tmp_path_factory):
     env_file = tmp_path_factory.mktemp("stack") / "run.env"
-    api_port, moto_port = free_port(), free_port()
+    api_port, moto_port, stripe_port = free_port(), free_port(), free_port()
     proc = subprocess.Popen([sys.executable, "-m", "infra.local.run", "--api-port", str(api_port), "--moto-port",
-                             str(moto_port), "--env-file", str(env_file), "--tick", "0.5"],
+                             str(moto_port), "--stripe-port", str(stripe_port), "--env-file", str(env_file),
+                             "--tick", "0.5"],
                             cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 120
@@ -68,6 +69,19 @@ def test_finance_flow_over_http(running):
     assert paid.status_code == 201, paid.text
     final = s.get(f"{url}/invoices/{invoice['id']}").json()
     assert final["status"] == "paid" and final["amount_due"] == "0.00"
+
+
+def test_pay_link_opens_and_stripe_settings_are_published(running):
+    env, _ = running
+    assert env["STRIPE_API_BASE"].startswith("http://127.0.0.1:") and env["STRIPE_WEBHOOK_SECRET"].startswith("whsec_")
+    s = requests.Session()
+    s.headers.update({"Authorization": f"Bearer {env['API_KEY']}"})
+    open_invoice = next(i for i in s.get(f"{env['API_URL']}/invoices?status=open").json()["data"])
+    page = requests.get(open_invoice["pay_url"])
+    assert page.status_code == 200 and open_invoice["number"] in page.text
+    pay = requests.post(f"{open_invoice['pay_url']}/checkout", data="", allow_redirects=False,
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert pay.status_code == 303 and pay.headers["Location"].startswith(env["STRIPE_API_BASE"])
 
 
 def test_gateway_errors_use_our_shape(running):
