@@ -97,65 +97,54 @@ class FakeLedger(Ledger):
     def get_intent(self, intent_id: str) -> IntentState | None:
         return self.entities.get(("intent", intent_id))
 
+    def _by_customer_or_queue(self, kind: str, open_status: str, due: Callable[[Any], Any], *,
+                              customer_id: str | None, status: str | None, due_before: date | None, limit: int,
+                              cursor: str | None, plural: str) -> Page[Any]:
+        items = [e for e in self._all(kind) if status is None or e.status == status]
+        if customer_id:
+            items = [e for e in items if e.customer_id == customer_id]
+            return self._paginate(items, lambda e: (e.created_at, e.id), limit, cursor, reverse=True)
+        if status not in (None, open_status):
+            raise ValidationError(f"{plural} that are not {open_status} are listed per customer: pass customer_id",
+                                  field="customer_id")
+        items = [e for e in items if e.status == open_status and due(e) is not None
+                 and (due_before is None or due(e) < due_before)]
+        return self._paginate(items, lambda e: (due(e), e.id), limit, cursor)
+
     def get_task(self, task_id: str) -> Task:
         return self._get("task", task_id)
 
     def list_tasks(self, *, status: str = "open", customer_id: str | None = None, limit: int = 50,
                    cursor: str | None = None) -> Page[Task]:
-        items = [t for t in self._all("task") if (not status or t.status == status)]
-        if customer_id:
-            items = [t for t in items if t.customer_id == customer_id]
-            return self._paginate(items, lambda t: (t.created_at, t.id), limit, cursor, reverse=True)
-        if status != TASK_OPEN:
-            raise ValidationError("tasks that are not open are listed per customer: pass customer_id",
-                                  field="customer_id")
-        return self._paginate(items, lambda t: (t.due_on, t.id), limit, cursor)
+        return self._by_customer_or_queue("task", TASK_OPEN, lambda t: t.due_on, customer_id=customer_id,
+                                          status=status, due_before=None, limit=limit, cursor=cursor, plural="tasks")
 
     def get_dispute(self, dispute_id: str) -> Dispute:
         return self._get("dispute", dispute_id)
 
     def list_disputes(self, *, customer_id: str | None = None, status: str | None = None, limit: int = 50,
                       cursor: str | None = None) -> Page[Dispute]:
-        items = [d for d in self._all("dispute") if status is None or d.status == status]
-        if customer_id:
-            items = [d for d in items if d.customer_id == customer_id]
-            return self._paginate(items, lambda d: (d.created_at, d.id), limit, cursor, reverse=True)
-        if status not in (None, DISPUTE_OPEN):
-            raise ValidationError("disputes that are not open are listed per customer: pass customer_id",
-                                  field="customer_id")
-        items = [d for d in items if d.status == DISPUTE_OPEN]
-        return self._paginate(items, lambda d: (d.created_at, d.id), limit, cursor)
+        return self._by_customer_or_queue("dispute", DISPUTE_OPEN, lambda d: d.created_at, customer_id=customer_id,
+                                          status=status, due_before=None, limit=limit, cursor=cursor,
+                                          plural="disputes")
 
     def get_promise(self, promise_id: str) -> Promise:
         return self._get("promise", promise_id)
 
     def list_promises(self, *, customer_id: str | None = None, status: str | None = None,
                       due_before: date | None = None, limit: int = 50, cursor: str | None = None) -> Page[Promise]:
-        items = [p for p in self._all("promise") if status is None or p.status == status]
-        if customer_id:
-            items = [p for p in items if p.customer_id == customer_id]
-            return self._paginate(items, lambda p: (p.created_at, p.id), limit, cursor, reverse=True)
-        if status not in (None, PROMISE_ACTIVE):
-            raise ValidationError("promises that are not active are listed per customer: pass customer_id",
-                                  field="customer_id")
-        items = [p for p in items if p.status == PROMISE_ACTIVE and (due_before is None or p.promised_on < due_before)]
-        return self._paginate(items, lambda p: (p.promised_on, p.id), limit, cursor)
+        return self._by_customer_or_queue("promise", PROMISE_ACTIVE, lambda p: p.promised_on,
+                                          customer_id=customer_id, status=status, due_before=due_before, limit=limit,
+                                          cursor=cursor, plural="promises")
 
     def get_plan(self, plan_id: str) -> PaymentPlan:
         return self._get("plan", plan_id)
 
     def list_plans(self, *, customer_id: str | None = None, status: str | None = None,
                    due_before: date | None = None, limit: int = 50, cursor: str | None = None) -> Page[PaymentPlan]:
-        items = [p for p in self._all("plan") if status is None or p.status == status]
-        if customer_id:
-            items = [p for p in items if p.customer_id == customer_id]
-            return self._paginate(items, lambda p: (p.created_at, p.id), limit, cursor, reverse=True)
-        if status not in (None, PLAN_ACTIVE):
-            raise ValidationError("plans that are not active are listed per customer: pass customer_id",
-                                  field="customer_id")
-        items = [p for p in items if p.status == PLAN_ACTIVE and p.next_due is not None
-                 and (due_before is None or p.next_due < due_before)]
-        return self._paginate(items, lambda p: (p.next_due, p.id), limit, cursor)
+        return self._by_customer_or_queue("plan", PLAN_ACTIVE, lambda p: p.next_due, customer_id=customer_id,
+                                          status=status, due_before=due_before, limit=limit, cursor=cursor,
+                                          plural="plans")
 
     def get_api_key(self, key_hash: str) -> ApiKey | None:
         return self.entities.get(("api_key", key_hash))

@@ -144,3 +144,31 @@ def test_fifty_concurrent_issues_get_fifty_consecutive_numbers(ledger, services)
     assert errors == []
     assert sorted(numbers) == [f"F2026-{n:06d}" for n in range(1, 51)]
     assert ledger.get_counter("F#2026") == 50
+
+
+def test_collections_records_by_customer_and_by_queue(ledger, services):
+    from chalicelib.domain.collections import Installment, PaymentPlan, Promise, Task
+    from chalicelib.domain.money import Money
+
+    clock, customers, _, _ = services
+    c, _ = customers.create(CUSTOMER_INPUT, ALICE)
+    uow = UnitOfWork(actor=ALICE, now=NOW)
+    for n, day in enumerate((20, 5, 12)):
+        uow.create(Promise(id=f"prm_{n}", customer_id=c.id, invoice_ids=("inv_x",), amount=Money(1000, "EUR"),
+                           promised_on=date(2026, 4, day), source="api", created_by="alice", created_at=NOW,
+                           updated_at=NOW, status="active" if n else "broken"))
+        uow.create(Task(id=f"tsk_{n}", kind="call", customer_id=c.id, title="Call", due_on=date(2026, 4, day),
+                        created_at=NOW, updated_at=NOW, status="open" if n else "done"))
+    uow.create(PaymentPlan(id="pln_1", customer_id=c.id, invoice_ids=("inv_x",), created_by="alice", created_at=NOW,
+                           updated_at=NOW, installments=(Installment(date(2026, 5, 1), Money(500, "EUR")),
+                                                         Installment(date(2026, 4, 1), Money(500, "EUR")))))
+    ledger.commit(uow)
+    active = ledger.list_promises(status="active").items
+    assert [p.id for p in active] == ["prm_1", "prm_2"]  # by promised date, broken one left out
+    assert [p.id for p in ledger.list_promises(due_before=date(2026, 4, 10)).items] == ["prm_1"]
+    assert {p.id for p in ledger.list_promises(customer_id=c.id).items} == {"prm_0", "prm_1", "prm_2"}
+    assert [t.id for t in ledger.list_tasks().items] == ["tsk_1", "tsk_2"]
+    assert [t.id for t in ledger.list_tasks(customer_id=c.id, status="done").items] == ["tsk_0"]
+    assert [p.id for p in ledger.list_plans(due_before=date(2026, 4, 2)).items] == ["pln_1"]  # next due 1 April
+    with pytest.raises(Exception):
+        ledger.list_tasks(status="done")

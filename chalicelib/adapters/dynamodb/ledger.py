@@ -304,71 +304,59 @@ class DynamoLedger(Ledger):
         except DoesNotExist:
             return None
 
+    def _by_customer_or_queue(self, model: type[M], entity: type, prefix: str, queue: str, open_status: str, *,
+                              customer_id: str | None, status: str | None, due_before: date | None, limit: int,
+                              cursor: str | None, plural: str) -> Page[Any]:
+        """The shared shape of tasks, disputes, promises and plans: a customer's items (newest
+        first, any status) through gsi1, or the open/active ones of everyone through their sparse
+        gsi2 queue (oldest due first, optionally before a date)."""
+        convert: Callable[[Any], Any] = lambda i: decode(entity, i.data)  # noqa: E731
+        if customer_id:
+            return self._page(model, model.by_customer, ("pk", "sk", "gsi1pk", "gsi1sk"), customer_pk(customer_id),
+                              model.gsi1sk.startswith(f"{prefix}#"),
+                              model.status == status if status else None,  # type: ignore[attr-defined]
+                              False, limit, cursor, convert)
+        if status not in (None, open_status):
+            raise ValidationError(f"{plural} that are not {open_status} are listed per customer: pass customer_id",
+                                  field="customer_id")
+        rng = model.gsi2sk < f"{due_before.isoformat()}#" if due_before else None
+        return self._page(model, model.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), queue, rng, None, True, limit, cursor,
+                          convert)
+
     def get_task(self, task_id: str) -> Task:
         return decode(Task, self._get(TaskItem, f"TSK#{task_id}", "TASK", "task", task_id).data)
 
     def list_tasks(self, *, status: str = "open", customer_id: str | None = None, limit: int = 50,
                    cursor: str | None = None) -> Page[Task]:
-        convert: Callable[[TaskItem], Task] = lambda i: decode(Task, i.data)  # noqa: E731
-        if customer_id:
-            return self._page(TaskItem, TaskItem.by_customer, ("pk", "sk", "gsi1pk", "gsi1sk"),
-                              customer_pk(customer_id), TaskItem.gsi1sk.startswith("TSK#"),
-                              TaskItem.status == status if status else None, False, limit, cursor, convert)
-        if status != TASK_OPEN:
-            raise ValidationError("tasks that are not open are listed per customer: pass customer_id",
-                                  field="customer_id")
-        return self._page(TaskItem, TaskItem.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "TASK#open", None, None, True,
-                          limit, cursor, convert)
+        return self._by_customer_or_queue(TaskItem, Task, "TSK", "TASK#open", TASK_OPEN, customer_id=customer_id,
+                                          status=status, due_before=None, limit=limit, cursor=cursor, plural="tasks")
 
     def get_dispute(self, dispute_id: str) -> Dispute:
         return decode(Dispute, self._get(DisputeItem, f"DSP#{dispute_id}", "DISPUTE", "dispute", dispute_id).data)
 
     def list_disputes(self, *, customer_id: str | None = None, status: str | None = None, limit: int = 50,
                       cursor: str | None = None) -> Page[Dispute]:
-        convert: Callable[[DisputeItem], Dispute] = lambda i: decode(Dispute, i.data)  # noqa: E731
-        if customer_id:
-            return self._page(DisputeItem, DisputeItem.by_customer, ("pk", "sk", "gsi1pk", "gsi1sk"),
-                              customer_pk(customer_id), DisputeItem.gsi1sk.startswith("DSP#"),
-                              DisputeItem.status == status if status else None, False, limit, cursor, convert)
-        if status not in (None, DISPUTE_OPEN):
-            raise ValidationError("disputes that are not open are listed per customer: pass customer_id",
-                                  field="customer_id")
-        return self._page(DisputeItem, DisputeItem.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "DISPUTE#open", None,
-                          None, True, limit, cursor, convert)
+        return self._by_customer_or_queue(DisputeItem, Dispute, "DSP", "DISPUTE#open", DISPUTE_OPEN,
+                                          customer_id=customer_id, status=status, due_before=None, limit=limit,
+                                          cursor=cursor, plural="disputes")
 
     def get_promise(self, promise_id: str) -> Promise:
         return decode(Promise, self._get(PromiseItem, f"PRM#{promise_id}", "PROMISE", "promise", promise_id).data)
 
     def list_promises(self, *, customer_id: str | None = None, status: str | None = None, due_before: date | None = None,
                       limit: int = 50, cursor: str | None = None) -> Page[Promise]:
-        convert: Callable[[PromiseItem], Promise] = lambda i: decode(Promise, i.data)  # noqa: E731
-        if customer_id:
-            return self._page(PromiseItem, PromiseItem.by_customer, ("pk", "sk", "gsi1pk", "gsi1sk"),
-                              customer_pk(customer_id), PromiseItem.gsi1sk.startswith("PRM#"),
-                              PromiseItem.status == status if status else None, False, limit, cursor, convert)
-        if status not in (None, PROMISE_ACTIVE):
-            raise ValidationError("promises that are not active are listed per customer: pass customer_id",
-                                  field="customer_id")
-        rng = PromiseItem.gsi2sk < f"{due_before.isoformat()}#" if due_before else None
-        return self._page(PromiseItem, PromiseItem.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "PROMISE#active", rng,
-                          None, True, limit, cursor, convert)
+        return self._by_customer_or_queue(PromiseItem, Promise, "PRM", "PROMISE#active", PROMISE_ACTIVE,
+                                          customer_id=customer_id, status=status, due_before=due_before, limit=limit,
+                                          cursor=cursor, plural="promises")
 
     def get_plan(self, plan_id: str) -> PaymentPlan:
         return decode(PaymentPlan, self._get(PlanItem, f"PLN#{plan_id}", "PLAN", "payment plan", plan_id).data)
 
     def list_plans(self, *, customer_id: str | None = None, status: str | None = None, due_before: date | None = None,
                    limit: int = 50, cursor: str | None = None) -> Page[PaymentPlan]:
-        convert: Callable[[PlanItem], PaymentPlan] = lambda i: decode(PaymentPlan, i.data)  # noqa: E731
-        if customer_id:
-            return self._page(PlanItem, PlanItem.by_customer, ("pk", "sk", "gsi1pk", "gsi1sk"),
-                              customer_pk(customer_id), PlanItem.gsi1sk.startswith("PLN#"),
-                              PlanItem.status == status if status else None, False, limit, cursor, convert)
-        if status not in (None, PLAN_ACTIVE):
-            raise ValidationError("plans that are not active are listed per customer: pass customer_id",
-                                  field="customer_id")
-        rng = PlanItem.gsi2sk < f"{due_before.isoformat()}#" if due_before else None
-        return self._page(PlanItem, PlanItem.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "PLAN#active", rng, None, True,
-                          limit, cursor, convert)
+        return self._by_customer_or_queue(PlanItem, PaymentPlan, "PLN", "PLAN#active", PLAN_ACTIVE,
+                                          customer_id=customer_id, status=status, due_before=due_before, limit=limit,
+                                          cursor=cursor, plural="plans")
 
     def get_api_key(self, key_hash: str) -> ApiKey | None:
         try:
