@@ -379,6 +379,16 @@ class Invoice:
     dunning_step: str | None = None
     pay_token: str | None = None         # the stable /pay/{token} link (rotated, never reused)
     payment_link: dict[str, Any] | None = None  # provider link for the current amount: {id, url, amount}
+    # Electronic invoicing (docs/einvoicing.md): reform mentions set on the draft...
+    operation_category: str | None = None     # goods, services or mixed (None: the e-invoicing default)
+    deliver_to: dict[str, Any] | None = None   # {"country", "name", "address"} when not delivered to the buyer
+    eur_exchange_rate: Decimal | None = None   # EUR per unit of a non-EUR currency (VAT total in EUR, BT-111)
+    deposit_invoice_ids: tuple[str, ...] = ()  # paid deposit invoices (386) this final invoice deducts (BT-113)
+    # ...and what issuing and delivery recorded.
+    documents: dict[str, Any] | None = None    # Factur-X files: keys, SHA-256 and the render spec
+    delivery: dict[str, Any] | None = None     # the email to the buyer: status, message id, history
+    einvoice: dict[str, Any] | None = None     # the certified platform: status, submission id, history
+    credit_notes: tuple[dict[str, Any], ...] = ()  # credit notes issued against this invoice
     # Dated movements of the open balance (aggregates.ReceivableHistory as a dict): what the
     # report aggregates were built from; internal, never shown in the API.
     ledger_history: dict[str, Any] | None = None
@@ -459,6 +469,28 @@ class Invoice:
         if credited.amount_due.is_zero and self.amount_paid == self.amount_reversed:
             return replace(credited, status=VOID, voided_at=now, updated_at=now)
         return credited._settled(now)
+
+    def as_applied_credit_note(self, now: datetime) -> Invoice:
+        """An issued credit note whose whole value went to the invoice it corrects (``apply_credit``):
+        nothing is due on the credit note itself, so it has no due date, its amount shows as credited
+        and it never waits in a queue of open invoices (nor can a payment be allocated to it)."""
+        if self.kind != CREDIT_NOTE or self.status not in (OPEN, PAID):
+            raise InvalidTransition(f"{self.number or self.id} is not an issued credit note")
+        return replace(self, due_date=None, amount_credited=self.totals.payable.amount, status=PAID,
+                       paid_at=self.paid_at or now, updated_at=now)
+
+    def with_prepaid(self, prepaid: Money, now: datetime) -> Invoice:
+        """A final invoice deducting deposits already paid (BT-113): what is payable drops by ``prepaid``
+        and the status follows (a final invoice fully paid by its deposits is issued paid)."""
+        self._require_settleable("deduct deposits from")
+        if prepaid.currency != self.currency:
+            raise ValidationError(f"deposits in {prepaid.currency} cannot be deducted from an invoice in "
+                                  f"{self.currency}", field="deposit_invoice_ids")
+        if prepaid > self.totals.total:
+            raise ValidationError(f"the deposits paid ({prepaid} {self.currency}) exceed this invoice's total "
+                                  f"({self.totals.total} {self.currency})", field="deposit_invoice_ids")
+        totals = compute_totals(self.lines, self.allowances_charges, self.currency, prepaid=prepaid)
+        return replace(self, totals=totals)._settled(now)
 
     def reverse_payment(self, amount: Money, now: datetime) -> Invoice:
         """A refund or chargeback puts money back to collect: the invoice reopens."""
@@ -541,13 +573,73 @@ class Invoice:
             "issued_at": self.issued_at.isoformat() if self.issued_at else None,
             "paid_at": self.paid_at.isoformat() if self.paid_at else None,
             "voided_at": self.voided_at.isoformat() if self.voided_at else None,
+            "operation_category": self.operation_category, "deliver_to": self.deliver_to,
+            "eur_exchange_rate": str(self.eur_exchange_rate) if self.eur_exchange_rate is not None else None,
+            "deposit_invoice_ids": list(self.deposit_invoice_ids),
+            "documents": ({k: self.documents.get(k) for k in ("sha256_pdf", "sha256_xml", "stored")}
+                          if self.documents else None),
+            "delivery": self.delivery, "einvoice": self.einvoice, "credit_notes": list(self.credit_notes),
             "version": self.version,
         }
 
 
 # Fields of a draft a client may set (POST /invoices and PATCH /invoices/{id}).
 DRAFT_FIELDS = ("customer_id", "currency", "kind", "lines", "allowances_charges", "payment_terms", "due_date",
-                "purchase_order", "buyer_reference", "note", "delivery_date")
+                "purchase_order", "buyer_reference", "note", "delivery_date",
+                "operation_category", "deliver_to", "eur_exchange_rate", "deposit_invoice_ids")
+OPERATION_CATEGORIES = ("goods", "services", "mixed")
+MAX_DEPOSITS = 20
+
+
+def _einvoicing_values(data: Mapping[str, Any], currency: str) -> dict[str, Any]:
+    """The French e-invoicing reform's draft fields (docs/einvoicing.md)."""
+    out: dict[str, Any] = {}
+    category = data.get("operation_category")
+    if category is not None and category not in OPERATION_CATEGORIES:
+        raise ValidationError("operation_category must be goods, services or mixed (the \"catégorie de "
+                              "l'opération\" the reform makes mandatory)", field="operation_category")
+    out["operation_category"] = category
+    deliver_to = data.get("deliver_to")
+    if deliver_to is None:
+        out["deliver_to"] = None
+    elif isinstance(deliver_to, Mapping):
+        from .identifiers import country
+        from .parties import Address
+
+        reject_unknown(deliver_to, ("country", "name", "address"), "deliver_to.")
+        address = (Address.from_input(deliver_to["address"], "deliver_to.address.").to_dict()
+                   if deliver_to.get("address") is not None else None)
+        code = deliver_to.get("country") or (address or {}).get("country")
+        if not code:
+            raise ValidationError("deliver_to.country is required: the ISO 3166 code of the delivery country",
+                                  field="deliver_to.country")
+        out["deliver_to"] = {"country": country(str(code), "deliver_to.country"),
+                             "name": _text(deliver_to.get("name"), "deliver_to.name", required=False, max_len=200),
+                             "address": address}
+    else:
+        raise ValidationError("deliver_to must be an object like {\"country\": \"DE\", \"name\": ..., "
+                              "\"address\": {...}}", field="deliver_to")
+    rate = data.get("eur_exchange_rate")
+    if rate is None or rate == "":
+        out["eur_exchange_rate"] = None
+    else:
+        value = rate if isinstance(rate, Decimal) else _parse_decimal(rate, "eur_exchange_rate", 6)
+        if value <= 0:
+            raise ValidationError("eur_exchange_rate must be greater than 0 (EUR for one unit of the invoice "
+                                  "currency)", field="eur_exchange_rate")
+        if currency == "EUR":
+            raise ValidationError("eur_exchange_rate only applies to invoices in another currency than EUR",
+                                  field="eur_exchange_rate")
+        out["eur_exchange_rate"] = value
+    deposits = data.get("deposit_invoice_ids") or []
+    if (not isinstance(deposits, (list, tuple)) or len(deposits) > MAX_DEPOSITS
+            or not all(isinstance(d, str) and 0 < len(d) <= 64 for d in deposits)):
+        raise ValidationError(f"deposit_invoice_ids must be a list of at most {MAX_DEPOSITS} invoice ids",
+                              field="deposit_invoice_ids")
+    if len(set(deposits)) != len(deposits):
+        raise ValidationError("deposit_invoice_ids lists the same deposit twice", field="deposit_invoice_ids")
+    out["deposit_invoice_ids"] = tuple(deposits)
+    return out
 
 
 def _draft_values(data: Mapping[str, Any], currency: str) -> dict[str, Any]:
@@ -587,6 +679,7 @@ def _draft_values(data: Mapping[str, Any], currency: str) -> dict[str, Any]:
         raise ValidationError("allowances exceed the invoice lines: the total would be negative",
                               field="allowances_charges")
     out["totals"] = totals
+    out.update(_einvoicing_values(data, currency))
     return out
 
 
@@ -614,6 +707,8 @@ def patched_draft(invoice: Invoice, patch: Mapping[str, Any], *, now: datetime) 
         "payment_terms": invoice.payment_terms, "due_date": invoice.requested_due_date,
         "purchase_order": invoice.purchase_order, "buyer_reference": invoice.buyer_reference,
         "note": invoice.note, "delivery_date": invoice.delivery_date,
+        "operation_category": invoice.operation_category, "deliver_to": invoice.deliver_to,
+        "eur_exchange_rate": invoice.eur_exchange_rate, "deposit_invoice_ids": list(invoice.deposit_invoice_ids),
     }
     currency = check_currency(patch.get("currency") or invoice.currency)
     kind = patch.get("kind") or invoice.kind
