@@ -11,8 +11,10 @@ from chalicelib.api.authorizer import authorizer_bp
 from chalicelib.api.collections import collections_bp
 from chalicelib.api.customers import customers_bp
 from chalicelib.api.invoices import invoices_bp
+from chalicelib.api.openapi import openapi_bp
 from chalicelib.api.pages import pages_bp
 from chalicelib.api.payments import payments_bp
+from chalicelib.api.reports import reports_bp
 from chalicelib.api.responses import normalise_error
 from chalicelib.api.webhooks import webhooks_bp
 from chalicelib.jobs import jobs_bp
@@ -22,7 +24,7 @@ app = Chalice(app_name="ar-backend")
 app.api.binary_types.append("application/pdf")
 
 for blueprint in (authorizer_bp, admin_bp, customers_bp, invoices_bp, payments_bp, collections_bp, webhooks_bp,
-                  jobs_bp, pages_bp):
+                  jobs_bp, pages_bp, reports_bp, openapi_bp):
     app.register_blueprint(blueprint)
 
 

@@ -59,7 +59,8 @@ def customers() -> CustomerService:
 def invoices() -> InvoiceService:
     from .services.pay import issue_hook
 
-    return InvoiceService(ledger(), clock(), settings(), InvoiceHooks(on_issue=[issue_hook]))
+    return InvoiceService(ledger(), clock(), settings(),
+                          InvoiceHooks(on_issue=[issue_hook, credit().issue_hook], draft_guards=[credit().draft_guard]))
 
 
 @lru_cache(maxsize=1)
@@ -145,8 +146,45 @@ def outbox() -> OutboxDrain:
     return OutboxDrain(ledger(), clock(), outbox_handlers())
 
 
+@lru_cache(maxsize=1)
+def finance_settings() -> Any:
+    from .services.credit import FinanceSettingsService
+
+    return FinanceSettingsService(ledger(), clock())
+
+
+@lru_cache(maxsize=1)
+def credit() -> Any:
+    from .services.credit import CreditService
+
+    return CreditService(ledger(), clock(), settings(), finance_settings())
+
+
+@lru_cache(maxsize=1)
+def reports() -> Any:
+    from .services.reports import ReportService
+
+    return ReportService(ledger(), clock(), settings(), finance_settings())
+
+
+@lru_cache(maxsize=1)
+def statements() -> Any:
+    from .services.statements import StatementService
+
+    return StatementService(ledger(), clock(), settings())
+
+
+@lru_cache(maxsize=1)
+def reconcile() -> Any:
+    from .services.reconcile import ReconcileService
+
+    return ReconcileService(ledger(), clock(), settings())
+
+
 def reset() -> None:
     """Forget every cached adapter and service (and the configuration)."""
+    for finance_getter in (finance_settings, credit, reports, statements, reconcile):
+        finance_getter.cache_clear()
     for getter in (clock, dynamodb_connection, ledger, settings, access, customers, invoices, payments,
                    event_publisher, outbox, payment_gateway, provider_events, pay, collections, mailer, sms,
                    documents_store):

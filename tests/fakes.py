@@ -175,13 +175,18 @@ class FakeLedger(Ledger):
         nxt = base64.urlsafe_b64encode(json.dumps({"offset": start + limit}).encode()).decode() if more else None
         return Page(items=page, next_cursor=nxt, scanned=len(page))
 
-    def list_customers(self, *, limit: int = 50, cursor: str | None = None) -> Page[Customer]:
-        return self._paginate(self._all("customer"), lambda c: (c.name.casefold()[:80], c.id), limit, cursor)
+    def list_customers(self, *, limit: int = 50, cursor: str | None = None,
+                       on_hold: bool = False) -> Page[Customer]:
+        customers = [c for c in self._all("customer") if c.on_hold or not on_hold]
+        return self._paginate(customers, lambda c: (c.name.casefold()[:80], c.id), limit, cursor)
 
     def query_invoices(self, query: InvoiceQuery, today: date) -> Page[Invoice]:
         items = self._all("invoice")
         if query.customer_id:
             items = [i for i in items if i.customer_id == query.customer_id]
+        elif query.status in (None, OPEN) and (query.status == OPEN or query.due_before or query.due_after):
+            items = [i for i in items if i.status == OPEN]
+        read = len(items)
         if query.collection_status:
             items = [i for i in items if i.collection_status == query.collection_status]
         if query.dispute_status:
@@ -192,13 +197,40 @@ class FakeLedger(Ledger):
             items = [i for i in items if i.due_date and i.due_date < query.due_before]
         if query.due_after:
             items = [i for i in items if i.due_date and i.due_date > query.due_after]
+        if query.issued_from:
+            items = [i for i in items if i.issue_date and i.issue_date >= query.issued_from]
+        if query.issued_to:
+            items = [i for i in items if i.issue_date and i.issue_date <= query.issued_to]
+        if query.currency:
+            items = [i for i in items if i.currency == query.currency]
+        if query.dunning_step:
+            items = [i for i in items if i.dunning_step == query.dunning_step]
+        if query.amount_min is not None:
+            items = [i for i in items if i.totals.total.amount >= query.amount_min]
+        if query.amount_max is not None:
+            items = [i for i in items if i.totals.total.amount <= query.amount_max]
+        open_path = not query.customer_id and query.status in (None, OPEN) and bool(
+            query.status == OPEN or query.due_before or query.due_after)
+        if query.sort in ("amount", "-amount") or (query.sort and not open_path):
+            self._check_sort_cap(read)
+            key = ((lambda i: (i.totals.total.amount, i.id)) if query.sort.endswith("amount")
+                   else (lambda i: (i.due_date or date.max, i.id)))
+            return self._paginate(items, key, query.limit, query.cursor, reverse=query.sort.startswith("-"))
         if query.customer_id:
             return self._paginate(items, lambda i: ((i.issue_date or i.created_at.date()), i.id), query.limit,
                                   query.cursor, reverse=True)
-        if query.status in (None, OPEN) and (query.status == OPEN or query.due_before or query.due_after):
-            items = [i for i in items if i.status == OPEN]
-            return self._paginate(items, lambda i: (i.due_date, i.id), query.limit, query.cursor)
+        if open_path:
+            return self._paginate(items, lambda i: (i.due_date, i.id), query.limit, query.cursor,
+                                  reverse=query.sort == "-due_date")
         return self._paginate(items, lambda i: (i.created_at, i.id), query.limit, query.cursor, reverse=True)
+
+    @staticmethod
+    def _check_sort_cap(read: int) -> None:
+        from chalicelib.services.ports import SORT_READ_CAP
+
+        if read > SORT_READ_CAP:
+            raise ValidationError(f"this sort reads the whole selection and it has more than {SORT_READ_CAP} items",
+                                  field="sort", code="sort_too_broad")
 
     def query_payments(self, query: PaymentQuery) -> Page[Payment]:
         items = self._all("payment")
@@ -210,7 +242,21 @@ class FakeLedger(Ledger):
             items = [p for p in items if p.received_on >= query.received_from]
         if query.received_to:
             items = [p for p in items if p.received_on <= query.received_to]
-        return self._paginate(items, lambda p: (p.received_on, p.id), query.limit, query.cursor, reverse=True)
+        read = len(items)
+        if query.method:
+            items = [p for p in items if p.method == query.method]
+        if query.currency:
+            items = [p for p in items if p.currency == query.currency]
+        if query.amount_min is not None:
+            items = [p for p in items if p.amount.amount >= query.amount_min]
+        if query.amount_max is not None:
+            items = [p for p in items if p.amount.amount <= query.amount_max]
+        if query.sort in ("amount", "-amount"):
+            self._check_sort_cap(read)
+            return self._paginate(items, lambda p: (p.amount.amount, p.id), query.limit, query.cursor,
+                                  reverse=query.sort == "-amount")
+        return self._paginate(items, lambda p: (p.received_on, p.id), query.limit, query.cursor,
+                              reverse=query.sort != "received_on")
 
     def list_audit(self, *, entity_type: str | None = None, entity_id: str | None = None, day: date | None = None,
                    limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]:
@@ -271,6 +317,14 @@ class FakeLedger(Ledger):
     def put_aggregates(self, items: dict[AggregateKey, dict[str, int]]) -> None:
         with self._lock:
             self.aggregates.update({k: dict(v) for k, v in items.items()})
+
+    def query_aggregates(self, currency: str, scope: str, *, grain: str | None = None,
+                         start: str | None = None, end: str | None = None) -> dict[AggregateKey, dict[str, int]]:
+        with self._lock:
+            return {k: dict(v) for k, v in sorted(self.aggregates.items())
+                    if k.currency == currency and k.scope == scope and (grain is None or (
+                        k.grain == grain and (start is None or k.period >= start)
+                        and (end is None or k.period <= end)))}
 
     # -- outbox -------------------------------------------------------------------------------
     def pending_outbox(self, now: datetime, limit: int = 100) -> list[OutboxMessage]:

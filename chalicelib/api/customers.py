@@ -26,8 +26,9 @@ def create_customer(ctx: Ctx) -> Any:
 
 @endpoint(customers_bp, "/customers", ["GET"], role=READER)
 def list_customers(ctx: Ctx) -> Any:
-    ctx.check_query(("limit", "cursor"))
-    page = wiring.customers().list(limit=ctx.q_int("limit", 50, 1, 200), cursor=ctx.q_str("cursor", 2000))
+    ctx.check_query(("limit", "cursor", "on_hold"))
+    page = wiring.customers().list(limit=ctx.q_int("limit", 50, 1, 200), cursor=ctx.q_str("cursor", 2000),
+                                   on_hold=bool(ctx.q_bool("on_hold")))
     return page_body([present(c) for c in page.items], page.next_cursor)
 
 

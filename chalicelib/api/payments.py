@@ -8,8 +8,8 @@ from chalice import Blueprint
 
 from .. import wiring
 from ..domain.auth import CLERK, READER
-from ..services.ports import PaymentQuery
 from .http import Ctx, created, endpoint, page_body
+from .queries import payment_query
 
 payments_bp = Blueprint(__name__)
 
@@ -42,9 +42,5 @@ def get_payment(ctx: Ctx, payment_id: str) -> Any:
 
 @endpoint(payments_bp, "/payments", ["GET"], role=READER)
 def list_payments(ctx: Ctx) -> Any:
-    ctx.check_query(("customer_id", "unapplied", "received_from", "received_to", "limit", "cursor"))
-    page = wiring.payments().list(PaymentQuery(
-        customer_id=ctx.q_str("customer_id", 64), unapplied=ctx.q_bool("unapplied"),
-        received_from=ctx.q_date("received_from"), received_to=ctx.q_date("received_to"),
-        limit=ctx.q_int("limit", 50, 1, 200), cursor=ctx.q_str("cursor", 2000)))
-    return page_body([p.to_dict() for p in page.items], page.next_cursor, page.scanned)
+    page = wiring.payments().list(payment_query(ctx))  # finance filters and sorts: api/queries.py
+    return {**page_body([p.to_dict() for p in page.items], page.next_cursor, page.scanned), "query_plan": page.plan}

@@ -111,6 +111,11 @@ class Customer:
     stripe_customer_id: str | None = None
     mandate: Mandate | None = None
     portal_token: str | None = None
+    # Credit hold set by hand (POST /customers/{id}/hold): who, when and why.
+    on_hold: bool = False
+    hold_reason: str | None = None
+    hold_by: str | None = None
+    hold_since: datetime | None = None
     version: int = 0
 
     # Fields a client may send on create / patch (everything else is derived).
@@ -128,6 +133,8 @@ class Customer:
             "currency": self.currency, "timezone": self.timezone, "external_ref": self.external_ref,
             "stripe_customer_id": self.stripe_customer_id,
             "mandate": self.mandate.to_dict() if self.mandate else None,
+            "on_hold": self.on_hold, "hold_reason": self.hold_reason, "hold_by": self.hold_by,
+            "hold_since": self.hold_since.isoformat() if self.hold_since else None,
             "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
             "version": self.version,
         }

@@ -64,5 +64,6 @@ class CustomerService:
     def get(self, customer_id: str) -> Customer:
         return self._ledger.get_customer(customer_id)
 
-    def list(self, *, limit: int = 50, cursor: str | None = None) -> Page[Customer]:
-        return self._ledger.list_customers(limit=limit, cursor=cursor)
+    def list(self, *, limit: int = 50, cursor: str | None = None, on_hold: bool = False) -> Page[Customer]:
+        """Customers by name; ``on_hold``: only those on credit hold (their own sparse index)."""
+        return self._ledger.list_customers(limit=limit, cursor=cursor, on_hold=on_hold)

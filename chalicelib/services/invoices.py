@@ -21,8 +21,9 @@ from .settings import SettingsService
 # operations to the unit of work (e.g. an outbox message to store the files).
 # Raising ValidationError refuses the issue and leaves no gap in the numbering.
 IssueHook = Callable[[Invoice, Customer, SellerProfile, UnitOfWork], Invoice]
-# A guard run before a draft is created (credit limits, holds...).
-DraftGuard = Callable[[Invoice, Customer, Mapping[str, Any], Actor], None]
+# A guard run before a draft is created (credit limits, holds...). It raises to refuse; it may
+# return a function that adds writes to the draft's unit of work (e.g. the audit of an override).
+DraftGuard = Callable[[Invoice, Customer, Mapping[str, Any], Actor], "Callable[[UnitOfWork], None] | None"]
 
 
 def counter_key(series: str, year: int) -> str:
@@ -59,10 +60,12 @@ class InvoiceService:
             customer = self._ledger.get_customer(customer_id)
             now = self._clock.now()
             draft = new_draft(invoice_id, data, customer_currency=customer.currency, now=now)
-            for guard in self.hooks.draft_guards:
-                guard(draft, customer, data, actor)
+            records = [guard(draft, customer, data, actor) for guard in self.hooks.draft_guards]
             uow = UnitOfWork(actor=actor, now=now)
             draft = uow.create(draft)
+            for record in records:
+                if record is not None:
+                    record(uow)
             uow.audit("invoice.create", "invoice", draft.id, None, draft.to_dict())
             if idempotency:
                 uow.claim_idempotency(idempotency.record("invoice", draft.id, now))

@@ -78,6 +78,8 @@ class Page(Generic[T]):
     # Items the store examined to fill this page (filters on non-key attributes
     # read more than they return; the API reports it so callers can see the cost).
     scanned: int = 0
+    # How the store served the query (index, key range, filters, read cap): shown in list responses.
+    plan: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,21 @@ class InvoiceQuery:
     # Filters on non-key attributes (applied to the Query the keys above select).
     collection_status: str | None = None
     dispute_status: str | None = None
+    # Finance filters (issue 6): issue dates inclusive, amounts in minor units on the total.
+    issued_from: date | None = None
+    issued_to: date | None = None
+    amount_min: int | None = None
+    amount_max: int | None = None
+    currency: str | None = None
+    dunning_step: str | None = None
+    # None (the index's order), "due_date", "-due_date", "amount", "-amount" (total).
+    sort: str | None = None
+
+
+INVOICE_SORTS = ("due_date", "-due_date", "amount", "-amount")
+PAYMENT_SORTS = ("received_on", "-received_on", "amount", "-amount")
+# Sorting on something no index orders by reads the whole selection first: at most this many items.
+SORT_READ_CAP = 2000
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,13 @@ class PaymentQuery:
     received_to: date | None = None    # inclusive
     limit: int = 50
     cursor: str | None = None
+    # Finance filters (issue 6): amounts in minor units.
+    method: str | None = None
+    amount_min: int | None = None
+    amount_max: int | None = None
+    currency: str | None = None
+    # None (newest first), "received_on", "-received_on", "amount", "-amount".
+    sort: str | None = None
 
 
 # -- records that are not business entities --------------------------------------------------
@@ -310,7 +334,9 @@ class Ledger(ABC):
     def get_customer(self, customer_id: str) -> Customer: ...
 
     @abstractmethod
-    def list_customers(self, *, limit: int = 50, cursor: str | None = None) -> Page[Customer]: ...
+    def list_customers(self, *, limit: int = 50, cursor: str | None = None,
+                       on_hold: bool = False) -> Page[Customer]:
+        """Customers by name; with ``on_hold`` only those on credit hold (a sparse index, no Scan)."""
 
     @abstractmethod
     def get_invoice(self, invoice_id: str) -> Invoice: ...
@@ -398,6 +424,12 @@ class Ledger(ABC):
     @abstractmethod
     def put_aggregates(self, items: dict[AggregateKey, dict[str, int]]) -> None:
         """Overwrite aggregate items (seeding and repairs after a reconciliation)."""
+
+    @abstractmethod
+    def query_aggregates(self, currency: str, scope: str, *, grain: str | None = None,
+                         start: str | None = None, end: str | None = None) -> dict[AggregateKey, dict[str, int]]:
+        """The aggregate items of one (currency, scope), in one Query on their partition: all of them, or
+        those of ``grain`` with a period between ``start`` and ``end`` (inclusive, e.g. "2019".."2026")."""
 
     # -- outbox -------------------------------------------------------------------------------
     @abstractmethod

@@ -9,6 +9,7 @@ condition leaves nothing half-written.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import zlib
 from datetime import date, datetime, timedelta
@@ -28,9 +29,9 @@ from ...domain.errors import BadRequest, NotFound, ValidationError
 from ...domain.invoice import OPEN, Invoice
 from ...domain.parties import Customer
 from ...domain.payment import Payment
-from ...services.ports import (AuditEntry, CommitConflict, CounterPut, EntityPut, IdempotencyRecord, InvoiceQuery,
-                               Ledger, OutboxMessage, Page, PaymentQuery, RecordPut, RefRecord, SettingsDoc,
-                               UnitOfWork)
+from ...services.ports import (SORT_READ_CAP, AuditEntry, CommitConflict, CounterPut, EntityPut, IdempotencyRecord,
+                               InvoiceQuery, Ledger, OutboxMessage, Page, PaymentQuery, RecordPut, RefRecord,
+                               SettingsDoc, UnitOfWork)
 from ..codec import decode, encode
 from .models import (ApiKeyItem, AuditItem, CounterItem, CustomerItem, DisputeItem, IdempotencyItem, IntentItem,
                      InvoiceItem, OutboxItem, PaymentItem, PlanItem, PromiseItem, RefItem, SettingsItem, TableItem,
@@ -63,9 +64,12 @@ def _outbox_shard(message_id: str) -> str:
 # -- entity <-> item ----------------------------------------------------------------------------
 
 def customer_item(c: Customer) -> CustomerItem:
-    return CustomerItem(pk=customer_pk(c.id), sk="CUSTOMER", kind="customer", id=c.id, name=c.name,
+    item = CustomerItem(pk=customer_pk(c.id), sk="CUSTOMER", kind="customer", id=c.id, name=c.name,
                         gsi3pk="CUSTOMER", gsi3sk=f"{c.name.casefold()[:80]}#{c.id}", data=encode(c),
                         created_at=c.created_at, updated_at=c.updated_at, version=c.version)
+    if c.on_hold:  # sparse queue: GET /customers?on_hold=true reads exactly the held customers
+        item.gsi2pk, item.gsi2sk = "HOLD", item.gsi3sk
+    return item
 
 
 def invoice_item(inv: Invoice) -> InvoiceItem:
@@ -411,28 +415,66 @@ class DynamoLedger(Ledger):
             raise
         return Page(items=items, next_cursor=encode_cursor(next_key), scanned=scanned)
 
-    def list_customers(self, *, limit: int = 50, cursor: str | None = None) -> Page[Customer]:
+    def list_customers(self, *, limit: int = 50, cursor: str | None = None,
+                       on_hold: bool = False) -> Page[Customer]:
+        if on_hold:
+            return self._page(CustomerItem, CustomerItem.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "HOLD", None,
+                              None, True, limit, cursor, lambda i: decode(Customer, i.data))
         return self._page(CustomerItem, CustomerItem.by_kind, ("pk", "sk", "gsi3pk", "gsi3sk"), "CUSTOMER", None,
                           None, True, limit, cursor, lambda i: decode(Customer, i.data))
 
     def query_invoices(self, query: InvoiceQuery, today: date) -> Page[Invoice]:
+        """Which index serves which filters: docs/finance.md ("Queries"). Filters on non-key attributes
+        read at most ``max(20 x limit, 1000)`` items per page; sorts no index gives read the whole
+        selection, at most :data:`SORT_READ_CAP` items."""
         m = InvoiceItem
         convert: Callable[[InvoiceItem], Invoice] = lambda i: decode(Invoice, i.data)  # noqa: E731
         filters: list[Condition] = []
+        names: list[str] = []
+
+        def add(condition: Condition, name: str) -> None:
+            filters.append(condition)
+            names.append(name)
+
         if query.collection_status:
-            filters.append(m.collection_status == query.collection_status)
+            add(m.collection_status == query.collection_status, "collection_status")
         if query.dispute_status:
-            filters.append(m.dispute_status == query.dispute_status)
+            add(m.dispute_status == query.dispute_status, "dispute_status")
+        if query.currency:
+            add(m.currency == query.currency, "currency")
+        if query.dunning_step:
+            add(m.dunning_step == query.dunning_step, "dunning_step")
+        if query.amount_min is not None:
+            add(m.total >= query.amount_min, "amount_min")
+        if query.amount_max is not None:
+            add(m.total <= query.amount_max, "amount_max")
+
+        def issued_filters() -> None:
+            if query.issued_from:
+                add(m.issue_date >= query.issued_from.isoformat(), "issued_from")
+            if query.issued_to:
+                add(m.issue_date <= query.issued_to.isoformat(), "issued_to")
+
+        def due_filters() -> None:
+            if query.due_before:
+                add(m.due_date < query.due_before.isoformat(), "due_before")
+            if query.due_after:
+                add(m.due_date > query.due_after.isoformat(), "due_after")
+
+        natural: dict[str | None, bool]
         if query.customer_id:
             if query.status:
-                filters.append(m.status == query.status)
-            if query.due_before:
-                filters.append(m.due_date < query.due_before.isoformat())
-            if query.due_after:
-                filters.append(m.due_date > query.due_after.isoformat())
-            return self._page(m, m.by_customer, ("pk", "sk", "gsi1pk", "gsi1sk"), customer_pk(query.customer_id),
-                              m.gsi1sk.startswith("INV#"), _and(filters), False, query.limit, query.cursor, convert)
-        if query.status in (None, OPEN) and (query.status == OPEN or query.due_before or query.due_after):
+                add(m.status == query.status, "status")
+            due_filters()
+            issued_filters()  # drafts (no issue date) drop out; the key range bounds what is read
+            low = f"INV#{query.issued_from.isoformat()}" if query.issued_from else "INV#"
+            high = f"INV#{query.issued_to.isoformat()}#~" if query.issued_to else "INV#~"
+            index, keys, hash_value, rng = m.by_customer, ("pk", "sk", "gsi1pk", "gsi1sk"), \
+                customer_pk(query.customer_id), m.gsi1sk.between(low, high)
+            served = "gsi1 (customer, newest issue date first" + (", issue dates in the key)"
+                                                                   if query.issued_from or query.issued_to else ")")
+            natural = {None: False}
+        elif query.status in (None, OPEN) and (query.status == OPEN or query.due_before or query.due_after):
             # The sparse OPEN index holds exactly the open invoices, sorted by due date.
             low = f"{query.due_after.isoformat()}#~" if query.due_after else None
             high = f"{query.due_before.isoformat()}#" if query.due_before else None
@@ -444,16 +486,34 @@ class DynamoLedger(Ledger):
                 rng = m.gsi2sk < high
             else:
                 rng = None
-            return self._page(m, m.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "OPEN", rng, _and(filters), True,
-                              query.limit, query.cursor, convert)
-        if query.status:
-            filters.append(m.status == query.status)
-        if query.due_before:
-            filters.append(m.due_date < query.due_before.isoformat())
-        if query.due_after:
-            filters.append(m.due_date > query.due_after.isoformat())
-        return self._page(m, m.by_kind, ("pk", "sk", "gsi3pk", "gsi3sk"), "INVOICE", None, _and(filters), False,
-                          query.limit, query.cursor, convert)
+            issued_filters()
+            index, keys, hash_value = m.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "OPEN"
+            served = "gsi2 OPEN (open invoices by due date" + (", due dates in the key)" if rng is not None else ")")
+            natural = {None: True, "due_date": True, "-due_date": False}
+        else:
+            if query.status:
+                add(m.status == query.status, "status")
+            due_filters()
+            issued_filters()
+            index, keys, hash_value, rng = m.by_kind, ("pk", "sk", "gsi3pk", "gsi3sk"), "INVOICE", None
+            served = "gsi3 INVOICE (every invoice, newest first)"
+            natural = {None: False}
+        condition = _and(filters)
+        plan = served + (f"; filtered on {', '.join(names)} (at most {max(query.limit * 20, 1000)} items read "
+                         "per page)" if names else "")
+        if query.sort in natural:
+            page = self._page(m, index, keys, hash_value, rng, condition, natural[query.sort], query.limit,
+                              query.cursor, convert)
+            return dataclasses.replace(page, plan=plan)
+
+        def fetch(cursor: str | None) -> Page[Any]:
+            return self._page(m, index, keys, hash_value, rng, condition, True, 100, cursor, convert)
+
+        sort = query.sort or "due_date"
+        key: Callable[[Invoice], Any] = ((lambda i: (i.totals.total.amount, i.id)) if sort.endswith("amount")
+                                         else (lambda i: (i.due_date or date.max, i.id)))
+        return _sorted_page(fetch, key, sort.startswith("-"), query.limit, query.cursor,
+                            plan + f"; sorted by {sort.lstrip('-')} in memory (at most {SORT_READ_CAP} items read)")
 
     def query_payments(self, query: PaymentQuery) -> Page[Payment]:
         m = PaymentItem
@@ -461,21 +521,53 @@ class DynamoLedger(Ledger):
         lo = query.received_from.isoformat() if query.received_from else None
         hi = f"{query.received_to.isoformat()}#~" if query.received_to else None
         filters: list[Condition] = []
+        names: list[str] = []
+
+        def add(condition: Condition, name: str) -> None:
+            filters.append(condition)
+            names.append(name)
+
+        if query.method:
+            add(m.method == query.method, "method")
+        if query.currency:
+            add(m.currency == query.currency, "currency")
+        if query.amount_min is not None:
+            add(m.amount >= query.amount_min, "amount_min")
+        if query.amount_max is not None:
+            add(m.amount <= query.amount_max, "amount_max")
         if query.customer_id:
             if query.unapplied is True:
-                filters.append(m.unapplied > 0)
+                add(m.unapplied > 0, "unapplied")
             elif query.unapplied is False:
-                filters.append(m.unapplied == 0)
+                add(m.unapplied == 0, "unapplied")
+            index, keys, hash_value = m.by_customer, ("pk", "sk", "gsi1pk", "gsi1sk"), customer_pk(query.customer_id)
             rng = _range(m.gsi1sk, f"PAY#{lo}" if lo else "PAY#", f"PAY#{hi}" if hi else "PAY#~")
-            return self._page(m, m.by_customer, ("pk", "sk", "gsi1pk", "gsi1sk"), customer_pk(query.customer_id),
-                              rng, _and(filters), False, query.limit, query.cursor, convert)
-        if query.unapplied:
-            return self._page(m, m.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "UNAPPLIED",
-                              _range(m.gsi2sk, lo, hi), None, False, query.limit, query.cursor, convert)
-        if query.unapplied is False:
-            filters.append(m.unapplied == 0)
-        return self._page(m, m.by_kind, ("pk", "sk", "gsi3pk", "gsi3sk"), "PAYMENT", _range(m.gsi3sk, lo, hi),
-                          _and(filters), False, query.limit, query.cursor, convert)
+            served = "gsi1 (customer, by received date)"
+        elif query.unapplied:
+            index, keys, hash_value = m.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "UNAPPLIED"
+            rng = _range(m.gsi2sk, lo, hi)
+            served = "gsi2 UNAPPLIED (payments with unapplied cash, by received date)"
+        else:
+            if query.unapplied is False:
+                add(m.unapplied == 0, "unapplied")
+            index, keys, hash_value = m.by_kind, ("pk", "sk", "gsi3pk", "gsi3sk"), "PAYMENT"
+            rng = _range(m.gsi3sk, lo, hi)
+            served = "gsi3 PAYMENT (every payment, by received date)"
+        condition = _and(filters)
+        plan = served + (f"; filtered on {', '.join(names)} (at most {max(query.limit * 20, 1000)} items read "
+                         "per page)" if names else "")
+        natural = {None: False, "-received_on": False, "received_on": True}
+        if query.sort in natural:
+            page = self._page(m, index, keys, hash_value, rng, condition, natural[query.sort], query.limit,
+                              query.cursor, convert)
+            return dataclasses.replace(page, plan=plan)
+
+        def fetch(cursor: str | None) -> Page[Any]:
+            return self._page(m, index, keys, hash_value, rng, condition, False, 100, cursor, convert)
+
+        return _sorted_page(fetch, lambda p: (p.amount.amount, p.id), (query.sort or "").startswith("-"),
+                            query.limit, query.cursor,
+                            plan + f"; sorted by amount in memory (at most {SORT_READ_CAP} items read)")
 
     def list_audit(self, *, entity_type: str | None = None, entity_id: str | None = None, day: date | None = None,
                    limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]:
@@ -555,6 +647,29 @@ class DynamoLedger(Ledger):
                 request = response.get("UnprocessedKeys") or {}
         return out
 
+    def query_aggregates(self, currency: str, scope: str, *, grain: str | None = None,
+                         start: str | None = None, end: str | None = None) -> dict[AggregateKey, dict[str, int]]:
+        client = self._connection.client
+        pk = AggregateKey(currency, scope, "", "").pk
+        values: dict[str, Any] = {":pk": {"S": pk}}
+        condition = "pk = :pk"
+        if grain is not None:
+            values[":lo"] = {"S": f"{grain}#{start or ''}"}
+            values[":hi"] = {"S": f"{grain}#{end}" if end is not None else f"{grain}#~"}
+            condition += " AND sk BETWEEN :lo AND :hi"
+        request: dict[str, Any] = {"TableName": TableItem.Meta.table_name, "KeyConditionExpression": condition,
+                                   "ExpressionAttributeValues": values, "ConsistentRead": True}
+        out: dict[AggregateKey, dict[str, int]] = {}
+        while True:
+            response = client.query(**request)
+            for raw in response.get("Items", []):
+                item_grain, _, period = raw["sk"]["S"].partition("#")
+                out[AggregateKey(currency, scope, item_grain, period)] = {
+                    name: int(value["N"]) for name, value in raw.items() if "N" in value and name != "version"}
+            if not response.get("LastEvaluatedKey"):
+                return out
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def put_aggregates(self, items: dict[AggregateKey, dict[str, int]]) -> None:
         client = self._connection.client
         table = TableItem.Meta.table_name
@@ -629,6 +744,46 @@ def _aggregate_update(table: str, update: AggregateUpdate) -> dict[str, Any]:
     return {"TableName": table, "Key": {"pk": {"S": update.key.pk}, "sk": {"S": update.key.sk}},
             "UpdateExpression": "SET #k = :kind ADD " + ", ".join(parts),
             "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
+
+
+def _offset(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        flat = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
+        offset = flat["offset"]
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise ValueError
+    except (ValueError, TypeError, KeyError):
+        raise BadRequest("cursor is not valid: pass back the next_cursor of the previous page unchanged",
+                         field="cursor", code="invalid_cursor") from None
+    return offset
+
+
+def _sorted_page(fetch: Callable[[str | None], Page[Any]], key: Callable[[Any], Any], reverse: bool, limit: int,
+                 cursor: str | None, plan: str) -> Page[Any]:
+    """Read the whole selection (at most SORT_READ_CAP items), sort it, return one slice (offset cursor)."""
+    start = _offset(cursor)
+    items: list[Any] = []
+    scanned = 0
+    page_cursor: str | None = None
+    while True:
+        page = fetch(page_cursor)
+        items.extend(page.items)
+        scanned += page.scanned
+        page_cursor = page.next_cursor
+        if not page_cursor:
+            break
+        if scanned >= SORT_READ_CAP:
+            raise ValidationError(f"this sort reads the whole selection and it has more than {SORT_READ_CAP} "
+                                  "items: narrow it (customer_id, status=open with due dates, issue dates, "
+                                  "amounts) or drop sort to page through the index's own order",
+                                  field="sort", code="sort_too_broad")
+    items.sort(key=key, reverse=reverse)
+    end = start + limit
+    nxt = (base64.urlsafe_b64encode(json.dumps({"offset": end}).encode()).decode().rstrip("=")
+           if end < len(items) else None)
+    return Page(items=items[start:end], next_cursor=nxt, scanned=scanned, plan=plan)
 
 
 def _and(conditions: list[Condition]) -> Condition | None:
