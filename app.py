@@ -10,6 +10,7 @@ from chalicelib.api.admin import admin_bp
 from chalicelib.api.authorizer import authorizer_bp
 from chalicelib.api.collections import collections_bp
 from chalicelib.api.customers import customers_bp
+from chalicelib.api.documents import documents_bp
 from chalicelib.api.invoices import invoices_bp
 from chalicelib.api.openapi import openapi_bp
 from chalicelib.api.pages import pages_bp
@@ -26,6 +27,7 @@ app.api.binary_types.append("application/pdf")
 for blueprint in (authorizer_bp, admin_bp, customers_bp, invoices_bp, payments_bp, collections_bp, webhooks_bp,
                   jobs_bp, pages_bp, reports_bp, openapi_bp):
     app.register_blueprint(blueprint)
+app.register_blueprint(documents_bp)  # electronic invoices (docs/einvoicing.md)
 
 
 @app.middleware("http")

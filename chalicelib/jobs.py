@@ -66,6 +66,16 @@ def sepa_collections(event: Any) -> dict[str, int]:
     return report.to_dict()
 
 
+@jobs_bp.schedule(Cron(15, 4, "*", "*", "?", "*"), name="recurring_invoices")
+def recurring_invoices(event: Any) -> dict[str, Any]:
+    """Every morning (04:15 UTC): issue the recurring invoices due today (seller-local), once per period.
+    Admin route: POST /recurring/run?as_of=YYYY-MM-DD."""
+    report = wiring.recurring().run().to_dict()
+    logger.info("recurring invoices issued", extra={k: report[k] for k in ("as_of", "issued", "skipped", "failed")})
+    flush()
+    return {k: report[k] for k in ("as_of", "issued", "skipped", "failed")}
+
+
 @jobs_bp.schedule(Cron(30, 2, "*", "*", "?", "*"), name="reconcile_aggregates")
 def reconcile_aggregates(event: Any) -> dict[str, Any]:
     """Every night (02:30 UTC): rebuild the report aggregates from the invoices' histories and report drift

@@ -59,8 +59,9 @@ def customers() -> CustomerService:
 def invoices() -> InvoiceService:
     from .services.pay import issue_hook
 
-    return InvoiceService(ledger(), clock(), settings(),
+    service = InvoiceService(ledger(), clock(), settings(),
                           InvoiceHooks(on_issue=[issue_hook, credit().issue_hook], draft_guards=[credit().draft_guard]))
+    return with_einvoice_hooks(service)  # documents, e-invoicing platform, delivery (docs/einvoicing.md)
 
 
 @lru_cache(maxsize=1)
@@ -130,14 +131,121 @@ def documents_store() -> Any:
     return S3DocumentStore(lambda: client("s3"), get_config().documents_bucket)
 
 
+# -- electronic invoices (docs/einvoicing.md): documents, credit notes, recurring billing, delivery, platform --
+
+@lru_cache(maxsize=1)
+def einvoicing_settings() -> Any:
+    from .services.einvoicing import EInvoicingSettingsService
+
+    return EInvoicingSettingsService(ledger(), clock())
+
+
+def _render_documents(invoice: Any, spec: Any) -> Any:
+    from .adapters.documents.spec import render_from_spec  # fpdf2, factur-x, lxml: on the first render only
+
+    return render_from_spec(invoice, spec)
+
+
+@lru_cache(maxsize=1)
+def documents() -> Any:
+    from .services.documents import DocumentService
+
+    return DocumentService(ledger(), settings(), einvoicing_settings(), documents_store, _render_documents,
+                           lambda invoice: pay().pay_url(invoice))
+
+
+@lru_cache(maxsize=1)
+def credit_notes() -> Any:
+    from .services.credit_notes import CreditNoteService
+
+    return CreditNoteService(ledger(), clock(), invoices())
+
+
+@lru_cache(maxsize=1)
+def recurring() -> Any:
+    from .services.recurring import RecurringService
+
+    return RecurringService(ledger(), clock(), invoices(), lambda: settings().timezone())
+
+
+def _render_mail(name: str, lang: str, **context: Any) -> Any:
+    from .adapters.mail_templates import render_mail
+
+    return render_mail(name, lang, **context)
+
+
+def _portal_url(customer_id: str) -> str | None:
+    from .domain.auth import Actor
+
+    return pay().portal_url(pay().portal_token(customer_id, Actor.system("delivery")))
+
+
+@lru_cache(maxsize=1)
+def delivery() -> Any:
+    from .services.delivery import DeliveryService
+
+    return DeliveryService(ledger(), clock(), settings(), documents(), mailer, _render_mail,
+                           lambda invoice: pay().pay_url(invoice), _portal_url, einvoicing_settings())
+
+
+@lru_cache(maxsize=1)
+def einvoice_platform() -> Any:
+    from .adapters.einvoice_platform import LocalEInvoicePlatform
+
+    return LocalEInvoicePlatform(lambda: clock().now())
+
+
+@lru_cache(maxsize=1)
+def einvoicing() -> Any:
+    from .services.einvoicing import EInvoicingService
+
+    return EInvoicingService(ledger(), clock(), einvoicing_settings(), einvoice_platform, documents(),
+                             lambda: settings().timezone())
+
+
+def with_einvoice_hooks(service: InvoiceService) -> InvoiceService:
+    """Deposits are deducted before the other issue hooks (the pay link and the SEPA debit see what is
+    really due); the document is rendered after them (it prints the pay link and payment means they set),
+    then the platform submission and the email are queued."""
+    service.hooks.on_issue.insert(0, documents().deposits_hook)
+    service.hooks.on_issue.extend([documents().issue_hook, einvoicing().issue_hook, delivery().issue_hook])
+    return service
+
+
+def einvoice_outbox_handlers() -> dict[str, Callable[[dict[str, Any]], None]]:
+    return {
+        "documents.store": lambda payload: documents().store_handler(payload),
+        "mail.invoice": lambda payload: delivery().mail_handler(payload),
+        "mail.invoice_copy": lambda payload: delivery().copy_handler(payload),
+        "einvoice.submit": lambda payload: einvoicing().submit_handler(payload),
+        "einvoice.report": lambda payload: einvoicing().report_handler(payload),
+    }
+
+
+def einvoice_event_handler(publish: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """The business event handler, then: an ``invoice.paid`` of a submitted invoice is reported to the
+    e-invoicing platform (queued once per event)."""
+
+    def handle(payload: dict[str, Any]) -> None:
+        publish(payload)
+        if payload.get("type") == "invoice.paid":
+            einvoicing().on_event(payload)
+
+    return handle
+
+
+EINVOICE_GETTERS = (einvoicing_settings, documents, credit_notes, recurring, delivery, einvoice_platform, einvoicing)
+
+
 def outbox_handlers() -> dict[str, Callable[[dict[str, Any]], None]]:
     """Topic -> handler. Later capabilities register their topics here."""
     from .services.pay import deactivate_link_handler
 
     return {
-        "event": lambda payload: event_publisher().publish([payload]),
+        "event": einvoice_event_handler(lambda payload: event_publisher().publish([payload])),
         "stripe.deactivate_link": deactivate_link_handler(payment_gateway),
         "stripe.collect": collections().handler(),
+        **einvoice_outbox_handlers(),
     }
 
 
@@ -189,6 +297,8 @@ def reset() -> None:
                    event_publisher, outbox, payment_gateway, provider_events, pay, collections, mailer, sms,
                    documents_store):
         getter.cache_clear()
+    for einvoice_getter in EINVOICE_GETTERS:
+        einvoice_getter.cache_clear()
     get_config.cache_clear()
     from .adapters import secrets
     from .adapters.aws import client

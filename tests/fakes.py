@@ -18,6 +18,7 @@ from chalicelib.domain.auth import ApiKey
 from chalicelib.domain.collections import (DISPUTE_OPEN, PLAN_ACTIVE, PROMISE_ACTIVE, TASK_OPEN, Dispute, PaymentPlan,
                                           Promise, Task)
 from chalicelib.domain.provider import IntentState
+from chalicelib.domain.recurring import ACTIVE as SCHEDULE_ACTIVE, RecurringSchedule
 from chalicelib.domain.errors import BadRequest, NotFound, ValidationError
 from chalicelib.domain.invoice import OPEN, Invoice
 from chalicelib.domain.parties import Customer
@@ -48,6 +49,8 @@ def _entity_key(entity: Any) -> tuple[str, str]:
         return "promise", entity.id
     if isinstance(entity, PaymentPlan):
         return "plan", entity.id
+    if isinstance(entity, RecurringSchedule):
+        return "recurringschedule", entity.id
     raise TypeError(type(entity).__name__)
 
 
@@ -145,6 +148,22 @@ class FakeLedger(Ledger):
         return self._by_customer_or_queue("plan", PLAN_ACTIVE, lambda p: p.next_due, customer_id=customer_id,
                                           status=status, due_before=due_before, limit=limit, cursor=cursor,
                                           plural="plans")
+
+    def get_schedule(self, schedule_id: str) -> RecurringSchedule:
+        entity = self.entities.get(("recurringschedule", schedule_id))
+        if entity is None:
+            raise NotFound(f"schedule {schedule_id} does not exist", code="schedule_not_found")
+        return entity
+
+    def list_schedules(self, *, customer_id: str | None = None, due_before: date | None = None, limit: int = 50,
+                       cursor: str | None = None) -> Page[RecurringSchedule]:
+        items = self._all("recurringschedule")
+        if customer_id:
+            items = [s for s in items if s.customer_id == customer_id]
+            return self._paginate(items, lambda s: (s.created_at, s.id), limit, cursor, reverse=True)
+        items = [s for s in items if s.status == SCHEDULE_ACTIVE and s.next_run is not None
+                 and (due_before is None or s.next_run < due_before)]
+        return self._paginate(items, lambda s: (s.next_run, s.id), limit, cursor)
 
     def get_api_key(self, key_hash: str) -> ApiKey | None:
         return self.entities.get(("api_key", key_hash))

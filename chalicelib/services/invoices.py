@@ -114,8 +114,28 @@ class InvoiceService:
         invoice, _ = idempotent(self._ledger, idempotency, "invoice.issue", run, self._ledger.get_invoice)
         return invoice
 
+    def issue_new(self, draft: Invoice, actor: Actor, *, prepare: IssueHook | None = None,
+                  idempotency: IdempotencyRequest | None = None) -> Invoice:
+        """Create and issue, in one transaction, a document never saved as a draft (a credit note
+        built from its invoice, a recurring invoice): same numbering, hooks and event as :meth:`issue`.
+
+        ``prepare`` runs before the issue hooks, with their arguments: it may change the invoice and
+        add writes to the unit of work (the credited invoice, a period marker...). Each retry runs it
+        again on fresh reads. Raises what ``prepare`` or the hooks raise, nothing written.
+        """
+
+        def run() -> Invoice:
+            seller = self._settings.seller()
+            customer = self._ledger.get_customer(draft.customer_id)
+            return with_retries(lambda: self._number_and_commit(draft, customer, seller, actor, idempotency,
+                                                                 new=True, prepare=prepare), only=("counter",))
+
+        invoice, _ = idempotent(self._ledger, idempotency, "invoice.issue", run, self._ledger.get_invoice)
+        return invoice
+
     def _number_and_commit(self, draft: Invoice, customer: Customer, seller: SellerProfile, actor: Actor,
-                           idempotency: IdempotencyRequest | None) -> Invoice:
+                           idempotency: IdempotencyRequest | None, *, new: bool = False,
+                           prepare: IssueHook | None = None) -> Invoice:
         now = self._clock.now()
         issue_date = self._clock.today(seller.timezone)
         series = seller.credit_note_prefix if draft.kind == CREDIT_NOTE else seller.invoice_prefix
@@ -127,10 +147,12 @@ class InvoiceService:
                              jurisdiction=seller.jurisdiction, seller=seller.identity(),
                              buyer=customer.identity(), now=now)
         uow = UnitOfWork(actor=actor, now=now)
+        if prepare is not None:
+            issued = prepare(issued, customer, seller, uow)
         for hook in self.hooks.on_issue:
             issued = hook(issued, customer, seller, uow)
         uow.advance_counter(key, expected=last, value=last + 1)
-        saved = uow.save_invoice(draft, issued, on=issue_date, action="invoice.issue")
+        saved = uow.save_invoice(None if new else draft, issued, on=issue_date, action="invoice.issue")
         uow.emit("event", invoice_event("invoice.issued", saved, now))
         if idempotency:
             uow.claim_idempotency(idempotency.record("invoice.issue", saved.id, now))

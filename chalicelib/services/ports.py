@@ -28,6 +28,7 @@ from ..domain.invoice import DRAFT, Invoice
 from ..domain.parties import Customer
 from ..domain.payment import Payment
 from ..domain.provider import IntentState
+from ..domain.recurring import RecurringSchedule
 
 T = TypeVar("T")
 
@@ -198,6 +199,7 @@ class SettingsDoc:
 # -- unit of work -------------------------------------------------------------------------------
 
 Entity = Customer | Invoice | Payment | ApiKey | SettingsDoc | IntentState | Task | Dispute | Promise | PaymentPlan
+Entity = Entity | RecurringSchedule  # type: ignore[misc]  # monthly recurring billing (issue 3)
 
 
 @dataclass(frozen=True)
@@ -399,6 +401,15 @@ class Ledger(ABC):
     def list_plans(self, *, customer_id: str | None = None, status: str | None = None,
                    due_before: date | None = None, limit: int = 50, cursor: str | None = None) -> Page[PaymentPlan]:
         """A customer's payment plans (newest first), or all active ones by next installment date."""
+
+    @abstractmethod
+    def get_schedule(self, schedule_id: str) -> RecurringSchedule: ...
+
+    @abstractmethod
+    def list_schedules(self, *, customer_id: str | None = None, due_before: date | None = None, limit: int = 50,
+                       cursor: str | None = None) -> Page[RecurringSchedule]:
+        """A customer's recurring schedules (newest first), or the active ones by next invoice date
+        (``due_before`` exclusive): what the daily job must issue."""
 
     @abstractmethod
     def get_api_key(self, key_hash: str) -> ApiKey | None: ...

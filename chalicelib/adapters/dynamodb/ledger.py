@@ -33,6 +33,8 @@ from ...services.ports import (SORT_READ_CAP, AuditEntry, CommitConflict, Counte
                                InvoiceQuery, Ledger, OutboxMessage, Page, PaymentQuery, RecordPut, RefRecord,
                                SettingsDoc, UnitOfWork)
 from ..codec import decode, encode
+from ...domain.recurring import ACTIVE as SCHEDULE_ACTIVE, RecurringSchedule
+from .models import ScheduleItem
 from .models import (ApiKeyItem, AuditItem, CounterItem, CustomerItem, DisputeItem, IdempotencyItem, IntentItem,
                      InvoiceItem, OutboxItem, PaymentItem, PlanItem, PromiseItem, RefItem, SettingsItem, TableItem,
                      TaskItem)
@@ -155,6 +157,15 @@ def plan_item(p: PaymentPlan) -> PlanItem:
     return item
 
 
+def schedule_item(s: RecurringSchedule) -> ScheduleItem:
+    item = ScheduleItem(pk=f"RSC#{s.id}", sk="SCHEDULE", kind="schedule", status=s.status, customer_id=s.customer_id,
+                        gsi1pk=customer_pk(s.customer_id), gsi1sk=f"RSC#{s.created_at.isoformat()}#{s.id}",
+                        data=encode(s), version=s.version)
+    if s.status == SCHEDULE_ACTIVE and s.next_run:  # sparse queue: the daily job reads only what is due
+        item.gsi2pk, item.gsi2sk = "RECURRING#active", f"{s.next_run.isoformat()}#{s.id}"
+    return item
+
+
 def _entity_item(entity: Any) -> TableItem:
     if isinstance(entity, Invoice):
         return invoice_item(entity)
@@ -176,6 +187,8 @@ def _entity_item(entity: Any) -> TableItem:
         return promise_item(entity)
     if isinstance(entity, PaymentPlan):
         return plan_item(entity)
+    if isinstance(entity, RecurringSchedule):
+        return schedule_item(entity)
     raise TypeError(f"no item mapping for {type(entity).__name__}")
 
 
@@ -361,6 +374,21 @@ class DynamoLedger(Ledger):
         return self._by_customer_or_queue(PlanItem, PaymentPlan, "PLN", "PLAN#active", PLAN_ACTIVE,
                                           customer_id=customer_id, status=status, due_before=due_before, limit=limit,
                                           cursor=cursor, plural="plans")
+
+    def get_schedule(self, schedule_id: str) -> RecurringSchedule:
+        item = self._get(ScheduleItem, f"RSC#{schedule_id}", "SCHEDULE", "schedule", schedule_id)
+        return decode(RecurringSchedule, item.data)
+
+    def list_schedules(self, *, customer_id: str | None = None, due_before: date | None = None, limit: int = 50,
+                       cursor: str | None = None) -> Page[RecurringSchedule]:
+        convert: Callable[[ScheduleItem], RecurringSchedule] = lambda i: decode(RecurringSchedule, i.data)  # noqa
+        if customer_id:
+            return self._page(ScheduleItem, ScheduleItem.by_customer, ("pk", "sk", "gsi1pk", "gsi1sk"),
+                              customer_pk(customer_id), ScheduleItem.gsi1sk.startswith("RSC#"), None, False, limit,
+                              cursor, convert)
+        rng = ScheduleItem.gsi2sk < f"{due_before.isoformat()}#" if due_before else None
+        return self._page(ScheduleItem, ScheduleItem.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), "RECURRING#active", rng,
+                          None, True, limit, cursor, convert)
 
     def get_api_key(self, key_hash: str) -> ApiKey | None:
         try:

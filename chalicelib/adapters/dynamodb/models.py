@@ -23,6 +23,7 @@ task        TSK#id / TASK              CUS#cid / TSK#created#id        gsi2: TAS
 dispute     DSP#id / DISPUTE           CUS#cid / DSP#created#id        gsi2: DISPUTE#open / created#id
 promise     PRM#id / PROMISE           CUS#cid / PRM#created#id        gsi2: PROMISE#active / promised_on#id
 plan        PLN#id / PLAN              CUS#cid / PLN#created#id        gsi2: PLAN#active / next_due#id
+schedule    RSC#id / SCHEDULE          CUS#cid / RSC#created#id        gsi2: RECURRING#active / next_run#id
 aggregate   AGG#ccy#scope / grain#per  -                               - (cells are dynamic numeric attributes)
 ==========  =========================  ==============================  =====================================
 
@@ -228,6 +229,17 @@ class PlanItem(TableItem):
 ALL_MODELS: tuple[type[TableItem], ...] = (TableItem, CustomerItem, InvoiceItem, PaymentItem, CounterItem,
                                            ApiKeyItem, SettingsItem, IdempotencyItem, AuditItem, OutboxItem,
                                            RefItem, IntentItem, TaskItem, DisputeItem, PromiseItem, PlanItem)
+
+
+class ScheduleItem(TableItem):
+    """A monthly recurring billing schedule (issue 3)."""
+
+    status = UnicodeAttribute()
+    customer_id = UnicodeAttribute()
+    data = JSONAttribute()
+
+
+ALL_MODELS = ALL_MODELS + (ScheduleItem,)
 
 
 def configure(*, table_name: str, region: str, host: str | None, max_pool_connections: int = 50) -> Connection:
