@@ -8,6 +8,8 @@ from chalice import Chalice
 
 from chalicelib.api.admin import admin_bp
 from chalicelib.api.authorizer import authorizer_bp
+from chalicelib.api.bank import bank_bp
+from chalicelib.api.books import books_bp
 from chalicelib.api.collections import collections_bp
 from chalicelib.api.customers import customers_bp
 from chalicelib.api.documents import documents_bp
@@ -27,6 +29,8 @@ app.api.binary_types.append("application/pdf")
 for blueprint in (authorizer_bp, admin_bp, customers_bp, invoices_bp, payments_bp, collections_bp, webhooks_bp,
                   jobs_bp, pages_bp, reports_bp, openapi_bp):
     app.register_blueprint(blueprint)
+for cashapp_blueprint in (bank_bp, books_bp):  # cash application, imports, books (docs/cash-application.md)
+    app.register_blueprint(cashapp_blueprint)
 app.register_blueprint(documents_bp)  # electronic invoices (docs/einvoicing.md)
 
 

@@ -57,10 +57,11 @@ def customers() -> CustomerService:
 
 @lru_cache(maxsize=1)
 def invoices() -> InvoiceService:
+    from .services.invoice_numbers import number_ref_hook  # issue 8: by-number lookup, in the issue transaction
     from .services.pay import issue_hook
 
     service = InvoiceService(ledger(), clock(), settings(),
-                          InvoiceHooks(on_issue=[issue_hook, credit().issue_hook], draft_guards=[credit().draft_guard]))
+                          InvoiceHooks(on_issue=[issue_hook, credit().issue_hook, number_ref_hook], draft_guards=[credit().draft_guard]))
     return with_einvoice_hooks(service)  # documents, e-invoicing platform, delivery (docs/einvoicing.md)
 
 
@@ -289,8 +290,36 @@ def reconcile() -> Any:
     return ReconcileService(ledger(), clock(), settings())
 
 
+# -- cash application, receivable imports, accounting export (issue 8, docs/cash-application.md) --
+
+@lru_cache(maxsize=1)
+def bank() -> Any:
+    from .services.bank import BankService
+
+    return BankService(ledger(), clock(), settings(), payment_gateway)
+
+
+@lru_cache(maxsize=1)
+def imports() -> Any:
+    from .services.imports import ImportService
+
+    return ImportService(ledger(), clock(), settings())
+
+
+@lru_cache(maxsize=1)
+def books() -> Any:
+    from .services.books import BooksService
+
+    return BooksService(ledger(), clock(), settings())
+
+
+CASHAPP_GETTERS = (bank, imports, books)
+
+
 def reset() -> None:
     """Forget every cached adapter and service (and the configuration)."""
+    for cashapp_getter in CASHAPP_GETTERS:
+        cashapp_getter.cache_clear()
     for finance_getter in (finance_settings, credit, reports, statements, reconcile):
         finance_getter.cache_clear()
     for getter in (clock, dynamodb_connection, ledger, settings, access, customers, invoices, payments,

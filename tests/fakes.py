@@ -23,6 +23,7 @@ from chalicelib.domain.errors import BadRequest, NotFound, ValidationError
 from chalicelib.domain.invoice import OPEN, Invoice
 from chalicelib.domain.parties import Customer
 from chalicelib.domain.payment import Payment
+from tests.fakes_cashapp import FakeCashAppLedger, cashapp_entity_key
 from chalicelib.services.ports import (AuditEntry, CommitConflict, CounterPut, EntityPut, EventPublisher,
                                        IdempotencyRecord, InvoiceQuery, Ledger, OutboxMessage, Page, PaymentQuery,
                                        RecordPut, RefRecord, SettingsDoc, UnitOfWork)
@@ -51,10 +52,13 @@ def _entity_key(entity: Any) -> tuple[str, str]:
         return "plan", entity.id
     if isinstance(entity, RecurringSchedule):
         return "recurringschedule", entity.id
+    cashapp = cashapp_entity_key(entity)  # bank transactions, imports
+    if cashapp is not None:
+        return cashapp
     raise TypeError(type(entity).__name__)
 
 
-class FakeLedger(Ledger):
+class FakeLedger(FakeCashAppLedger, Ledger):
     def __init__(self) -> None:
         self.entities: dict[tuple[str, str], Any] = {}
         self.counters: dict[str, int] = {}

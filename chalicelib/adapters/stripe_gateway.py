@@ -143,6 +143,30 @@ class StripeGateway(PaymentGateway):
                               if mandate["payment_method_details"]["type"] == "sepa_debit" else None)},
         }
 
+    # -- payouts (cash application) -------------------------------------------------------------
+    def payout_details(self, payout_id: str) -> dict[str, Any]:
+        """The payout and every balance transaction it pays out (``GET /v1/payouts/{id}`` and
+        ``GET /v1/balance_transactions?payout=``, all pages)."""
+        payout = self._call("read a payout", lambda v1: v1.payouts.retrieve(payout_id))
+        transactions: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"payout": payout_id, "limit": 100}
+        while True:
+            page = self._call("list a payout's balance transactions",
+                              lambda v1: v1.balance_transactions.list(params=dict(params)))
+            data = list(page["data"])
+            for bt in data:
+                source = bt["source"]
+                transactions.append({"id": str(bt["id"]), "type": str(bt["type"]), "amount": int(bt["amount"]),
+                                     "fee": int(bt["fee"] or 0), "currency": str(bt["currency"]).upper(),
+                                     "source": source if isinstance(source, str) or source is None
+                                     else str(source["id"])})
+            if not page["has_more"] or not data:
+                break
+            params["starting_after"] = data[-1]["id"]
+        return {"id": str(payout["id"]), "amount": int(payout["amount"]), "currency": str(payout["currency"]).upper(),
+                "arrival_date": int(payout["arrival_date"]) if payout["arrival_date"] else None,
+                "status": str(payout["status"]), "balance_transactions": transactions}
+
     # -- webhooks -------------------------------------------------------------------------------
     def verify_webhook(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         import stripe

@@ -7,6 +7,7 @@ from typing import Any
 from chalice import Blueprint
 
 from .. import wiring
+from ..domain import creditor_reference
 from ..domain.auth import CLERK, READER
 from ..domain.invoice import DRAFT_FIELDS, Invoice
 from .http import Ctx, created, endpoint, page_body
@@ -18,6 +19,8 @@ invoices_bp = Blueprint(__name__)
 def present(invoice: Invoice) -> dict[str, Any]:
     body = invoice.to_dict(today=wiring.invoices().today())
     body["pay_url"] = wiring.pay().pay_url(invoice)
+    # ISO 11649 RF reference to give with a transfer (docs/cash-application.md)
+    body["payment_reference"] = creditor_reference.for_invoice(invoice.number, invoice.id) if invoice.number else None
     return body
 
 

@@ -334,12 +334,14 @@ def transfer_details(view: PayView, f: Any) -> dict[str, Any]:
     """Bank-transfer details for the amount to pay now, with the EPC QR code when EUR.
 
     The account is the seller's current one (it may have changed since the invoice was
-    issued); the reference is the invoice number, as on the PDF.
+    issued); the reference is the invoice's ISO 11649 RF creditor reference (the PDF, the EPC QR code and
+    the Factur-X payment reference carry the same), which bank matching reads back (docs/cash-application.md).
     """
     from ..adapters.html import epc_payload, qr_svg
+    from ..domain.creditor_reference import for_invoice, format_reference
 
     inv, seller = view.invoice, view.seller
-    reference = inv.number or ""
+    reference = format_reference(for_invoice(inv.number, inv.id)) if inv.number else ""
     try:
         payload = epc_payload(name=seller.legal_name, iban=seller.iban, amount=view.amount_to_pay,
                               reference=reference, bic=seller.bic)

@@ -868,6 +868,16 @@ def match_credit(credit: BankCredit, view: MatchingView) -> MatchResult:
     return match_statement([credit], view)[0]
 
 
+def identify_customer(credit: BankCredit, view: MatchingView) -> tuple[str | None, str | None, tuple[str, ...]]:
+    """Who paid, as the customer rules see it: ``(customer_id, "iban" | "name" | None, ambiguous ids)``.
+
+    Lets a service load only the identified customers' open invoices before matching
+    (the view needs only ``known_ibans`` and ``customer_names`` for this).
+    """
+    who = _Run(view).identify(credit)
+    return who.customer_id, who.how, who.ambiguous
+
+
 # -- Stripe payouts ------------------------------------------------------------------------------------
 
 CHARGE_TYPES = frozenset({"charge", "payment"})

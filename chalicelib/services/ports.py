@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from ..domain.aggregates import (AggregateDelta, AggregateKey, ReceivableHistory, deltas_for_invoice_change,
                                  entries_for_change)
 from ..domain.auth import Actor, ApiKey
+from ..domain.bank_transaction import BankTransaction, ImportRecord
 from ..domain.collections import Dispute, PaymentPlan, Promise, Task
 from ..domain.errors import ConcurrencyConflict
 from ..domain.ids import new_id
@@ -199,6 +200,8 @@ class SettingsDoc:
 # -- unit of work -------------------------------------------------------------------------------
 
 Entity = Customer | Invoice | Payment | ApiKey | SettingsDoc | IntentState | Task | Dispute | Promise | PaymentPlan
+# Cash application (bank transactions) and receivable imports:
+Entity = Entity | BankTransaction | ImportRecord  # type: ignore[misc]
 Entity = Entity | RecurringSchedule  # type: ignore[misc]  # monthly recurring billing (issue 3)
 
 
@@ -463,6 +466,71 @@ class Ledger(ABC):
     @abstractmethod
     def list_dead_letters(self, limit: int = 100) -> list[OutboxMessage]: ...
 
+    # -- cash application and imports ---------------------------------------------------------
+    @abstractmethod
+    def get_refs(self, kind: str, values: Iterable[str]) -> dict[str, RefRecord]:
+        """Batch read of keyed facts; missing values are absent from the result."""
+
+    @abstractmethod
+    def get_customers(self, customer_ids: Iterable[str]) -> dict[str, Customer]:
+        """Batch read; missing ids are absent."""
+
+    @abstractmethod
+    def find_customers_by_name(self, prefix: str, *, limit: int = 50) -> list[Customer]:
+        """Customers whose case-folded name starts with ``prefix`` (the name index), at most ``limit``."""
+
+    @abstractmethod
+    def list_invoices_created(self, start: datetime, end: datetime, *, limit: int = 200,
+                              cursor: str | None = None) -> Page[Invoice]:
+        """Invoices (any status) created in ``[start, end)``, oldest first (the by-kind index)."""
+
+    @abstractmethod
+    def get_bank_transaction(self, transaction_id: str) -> BankTransaction: ...
+
+    @abstractmethod
+    def get_bank_transactions(self, transaction_ids: Iterable[str]) -> dict[str, BankTransaction]:
+        """Batch read; missing ids are absent."""
+
+    @abstractmethod
+    def list_bank_transactions(self, *, status: str | None = None, customer_id: str | None = None,
+                               booked_from: date | None = None, booked_to: date | None = None,
+                               limit: int = 50, cursor: str | None = None) -> Page[BankTransaction]:
+        """A queue (status unmatched / review / unreconciled: oldest first), a customer's transactions,
+        or all by booking date (newest first; ``status`` then filters, Stripe payouts have their own
+        partition: ``status`` reconciled or unreconciled reads it)."""
+
+    @abstractmethod
+    def list_payouts(self, booked_from: date, booked_to: date, *, limit: int = 200,
+                     cursor: str | None = None) -> Page[BankTransaction]:
+        """Stripe payouts booked in ``[booked_from, booked_to]``, oldest first (their own partition)."""
+
+    @abstractmethod
+    def get_import(self, import_id: str) -> ImportRecord | None: ...
+
+    # -- dunning (issue 5) ----------------------------------------------------------------------
+    @abstractmethod
+    def get_dunning(self, invoice_ids: Iterable[str], *, consistent: bool = False) -> dict[str, DunningRecord]:
+        """Batch read of dunning records; missing ones are absent."""
+
+    @abstractmethod
+    def dunning_due(self, until: datetime, *, limit: int = 500, cursor: str | None = None) -> Page[DunningRecord]:
+        """Records whose next action is at or before ``until`` (woken ones first), from the sparse index."""
+
+    @abstractmethod
+    def dunning_for_customer(self, customer_id: str, *, active_only: bool = True, limit: int = 200,
+                             cursor: str | None = None) -> Page[DunningRecord]:
+        """A customer's dunning records (by invoice id), the open invoices' only with ``active_only``."""
+
+    @abstractmethod
+    def dunning_active(self, *, limit: int = 500, cursor: str | None = None) -> Page[DunningRecord]:
+        """Every record of an open invoice (a sparse index): re-deciding all after a policy change."""
+
+    @abstractmethod
+    def list_activity(self, customer_id: str, *, limit: int = 100, cursor: str | None = None,
+                      before: datetime | None = None) -> Page[ActivityEntry]:
+        """A customer's timeline entries, newest first."""
+
+
 
 class EventPublisher(ABC):
     """Publishes business events (invoice.issued, invoice.paid, ...) to subscribers."""
@@ -526,6 +594,15 @@ class PaymentGateway(ABC):
     @abstractmethod
     def setup_intent_details(self, setup_intent_id: str) -> dict[str, Any]:
         """``{"customer", "payment_method", "mandate": {id, status, reference}}`` of a succeeded setup."""
+
+    def payout_details(self, payout_id: str) -> dict[str, Any]:
+        """A payout and the balance transactions it pays out (charges, refunds, fees, disputes...):
+        ``{"id", "amount", "currency", "arrival_date", "status", "balance_transactions": [{"id", "type",
+        "amount", "fee", "currency", "source"}]}``, amounts in minor units as the provider reports them.
+        Raises ``PaymentGatewayError`` when the payout cannot be read. (Not abstract: gateways that
+        never pay out need not implement it.)"""
+        raise NotImplementedError
+
 
 
 # -- messages & documents ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from chalicelib.adapters.html import Formatter, epc_payload
+from chalicelib.domain.creditor_reference import format_reference
 from chalicelib.domain.money import Money
 from tests.conftest import CUSTOMER_INPUT, SELLER_INPUT, line
 
@@ -99,9 +100,11 @@ def test_pay_page_in_french_shows_the_invoice_the_escompte_and_every_way_to_pay(
     for action in ("checkout", "mandate", "dispute"):
         assert f'<form method="post" action="{base}/{action}"' in resp.text
     assert f'href="{base}/pdf"' in resp.text
-    # bank transfer: IBAN, BIC, reference = the invoice number, and the EPC QR code inline
+    # bank transfer: IBAN, BIC, reference = the invoice's RF creditor reference, and the EPC QR code inline
     assert "FR76 3000 6000 0112 3456 7890 189" in seen and SELLER_INPUT["bic"] in seen
-    assert re.search(r'<svg role="img" aria-label="[^"]*' + re.escape(invoice["number"]), resp.text)
+    rf = format_reference(invoice["payment_reference"])
+    assert rf in seen and invoice["payment_reference"].endswith(invoice["number"].replace("-", ""))
+    assert re.search(r'<svg role="img" aria-label="[^"]*' + re.escape(rf), resp.text)
     for reason in ("price", "quantity", "quality", "not_received", "already_paid", "other"):
         assert f'<option value="{reason}">' in resp.text
     # legal mentions in the footer

@@ -33,6 +33,7 @@ from ...services.ports import (SORT_READ_CAP, AuditEntry, CommitConflict, Counte
                                InvoiceQuery, Ledger, OutboxMessage, Page, PaymentQuery, RecordPut, RefRecord,
                                SettingsDoc, UnitOfWork)
 from ..codec import decode, encode
+from .cashapp import CashAppLedger, cashapp_item
 from ...domain.recurring import ACTIVE as SCHEDULE_ACTIVE, RecurringSchedule
 from .models import ScheduleItem
 from .models import (ApiKeyItem, AuditItem, CounterItem, CustomerItem, DisputeItem, IdempotencyItem, IntentItem,
@@ -189,6 +190,9 @@ def _entity_item(entity: Any) -> TableItem:
         return plan_item(entity)
     if isinstance(entity, RecurringSchedule):
         return schedule_item(entity)
+    cashapp = cashapp_item(entity)  # bank transactions, imports
+    if cashapp is not None:
+        return cashapp
     raise TypeError(f"no item mapping for {type(entity).__name__}")
 
 
@@ -258,7 +262,7 @@ def decode_cursor(cursor: str | None, expected: Iterable[str]) -> dict[str, Any]
     return {name: {"S": value} for name, value in flat.items()}
 
 
-class DynamoLedger(Ledger):
+class DynamoLedger(CashAppLedger, Ledger):
     """Ledger port implementation. ``connection`` is the shared one from :func:`models.configure`."""
 
     def __init__(self, connection: Connection) -> None:

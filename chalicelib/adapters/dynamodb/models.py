@@ -25,6 +25,11 @@ promise     PRM#id / PROMISE           CUS#cid / PRM#created#id        gsi2: PRO
 plan        PLN#id / PLAN              CUS#cid / PLN#created#id        gsi2: PLAN#active / next_due#id
 schedule    RSC#id / SCHEDULE          CUS#cid / RSC#created#id        gsi2: RECURRING#active / next_run#id
 aggregate   AGG#ccy#scope / grain#per  -                               - (cells are dynamic numeric attributes)
+bank tx     BTX#id / BANKTX            CUS#cid / BTX#booked#id         gsi2: BANKTX#<status> / booked#id
+                                                                       (unmatched, review, unreconciled only);
+                                                                       gsi3: BANKTX (PAYOUT for Stripe
+                                                                       payouts) / booked#id
+import      IMP#id / IMPORT            -                               gsi3: IMPORT / created#id
 ==========  =========================  ==============================  =====================================
 
 Nothing here connects at import time: :func:`configure` sets the table name,
@@ -229,6 +234,62 @@ class PlanItem(TableItem):
 ALL_MODELS: tuple[type[TableItem], ...] = (TableItem, CustomerItem, InvoiceItem, PaymentItem, CounterItem,
                                            ApiKeyItem, SettingsItem, IdempotencyItem, AuditItem, OutboxItem,
                                            RefItem, IntentItem, TaskItem, DisputeItem, PromiseItem, PlanItem)
+
+
+class ScheduleItem(TableItem):
+    """A monthly recurring billing schedule (issue 3)."""
+
+    status = UnicodeAttribute()
+    customer_id = UnicodeAttribute()
+    data = JSONAttribute()
+
+
+ALL_MODELS = ALL_MODELS + (ScheduleItem,)
+
+
+class BankTransactionItem(TableItem):
+    """A bank statement transaction (cash application); the id derives from its statement key."""
+
+    status = UnicodeAttribute()
+    customer_id = UnicodeAttribute(null=True)
+    booking_date = UnicodeAttribute()
+    data = JSONAttribute()
+
+
+class ImportItem(TableItem):
+    """An import of existing receivables and its progress."""
+
+    status = UnicodeAttribute()
+    data = JSONAttribute()
+
+
+ALL_MODELS = ALL_MODELS + (BankTransactionItem, ImportItem)
+
+
+# -- dunning (issue 5) ----------------------------------------------------------------------------
+# dunning   DUN#invoice / STATE        CUS#cid / DUN#invoice           gsi2: DUNNING#due / <next action UTC>#id
+#                                                                     (pending only; "!wake#id" when woken);
+#                                                                     gsi3: DUNNING#active / id (open only)
+# activity  ACT#cid / at#id            -                               -
+class DunningItem(TableItem):
+    """One invoice's dunning record: projection, customer snapshot, promises (touched), sends (sweep)."""
+
+    customer_id = UnicodeAttribute()
+    invoice = JSONAttribute(null=True)
+    customer = JSONAttribute(null=True)
+    promises = JSONAttribute(null=True)
+    data = JSONAttribute(null=True)
+    next_action_at = UnicodeAttribute(null=True)
+    woken = BooleanAttribute(null=True)
+
+
+class ActivityItem(TableItem):
+    """A line of a customer's timeline (append-only)."""
+
+    data = JSONAttribute()
+
+
+ALL_MODELS = ALL_MODELS + (DunningItem, ActivityItem)
 
 
 class ScheduleItem(TableItem):

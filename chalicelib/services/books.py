@@ -1,0 +1,267 @@
+"""The accounting export: the French FEC (and the same entries as CSV) for a period.
+
+What is read, all through bounded queries (no Scan), and what it costs:
+
+- **sales documents** issued in ``[from, to]``: the invoices *created* between
+  ``from - DRAFT_HORIZON_DAYS`` and ``to + 2 days`` (the by-kind index, ordered by
+  creation; a draft is issued after it is created), kept when their issue date is in
+  the period. A draft older than the horizon and issued in the period is found by
+  number continuity: our numbers are gapless per series and year, so each gap
+  between the numbers found, and the numbers just before the first and after the last,
+  are read by number (the ``number`` refs) until the issue date leaves the period.
+  Cost: the invoices created in that window (drafts included) + 2 reads per series
+  and year + 2 reads per missing number;
+- **customer payments** received in the period (the by-kind index by received date):
+  one item per payment; the invoices they are allocated to that were not issued in the
+  period (one batch read each, for their VAT and discounts); the customers named (one
+  batch read each, for the auxiliary accounts);
+- **early-payment discounts and write-offs** dated in the period, from the history of
+  the invoices read above (discounts always come with a payment; a write-off of an
+  invoice with neither an issue nor a payment in the period is not seen: the credit
+  note that usually goes with it is);
+- **Stripe payouts** booked in the period (their own partition of bank transactions):
+  net to the bank, fees to 627.
+
+Imported invoices (an external series) are not in the sales journal: their sale is in
+the books of the system that issued them; the payments that settle them are.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Iterable, Mapping
+
+from ..domain.aggregates import DISCOUNT, WRITE_OFF, ReceivableHistory
+from ..domain.bank_transaction import BankTransaction
+from ..domain.errors import ValidationError
+from ..domain.fec import (AccountPlan, Adjustment, CustomerAccount, JournalEntry, PaymentAllocation, ReceivedPayment,
+                          SalesDocument, StripePayout, build_entries, check_balanced, fec_filename, to_csv, to_fec,
+                          vat_share)
+from ..domain.invoice import DRAFT, Invoice
+from ..domain.money import Money
+from ..domain.payment import Payment
+from ..domain.receivable_import import is_imported
+from .invoice_numbers import NUMBER_REF, number_key
+from .ports import Clock, Ledger, PaymentQuery
+from .settings import SettingsService
+
+DRAFT_HORIZON_DAYS = 92
+MAX_PERIOD_DAYS = 400  # a fiscal year may run 12 to 23 months in France, exports are per year at most here
+UNIDENTIFIED = CustomerAccount("ATTENTE", "Encaissements non identifiés")
+_NUMBER = re.compile(r"^(?P<prefix>.*?)(?P<year>\d{4})-(?P<seq>\d{6})$")
+
+
+@dataclass
+class BooksExport:
+    entries: tuple[JournalEntry, ...]
+    filename: str
+    reads: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def fec(self) -> str:
+        return to_fec(self.entries)
+
+    def csv(self) -> str:
+        return to_csv(self.entries)
+
+    def totals(self) -> dict[str, dict[str, str]]:
+        return {code: {"debit": str(d), "credit": str(c)} for code, (d, c) in check_balanced(self.entries).items()}
+
+
+def parse_rates(raw: str | None) -> dict[str, Decimal]:
+    """``USD:0.92,NOK:0.085`` -> {currency: EUR per unit}."""
+    out: dict[str, Decimal] = {}
+    if not raw:
+        return out
+    for part in raw.split(","):
+        ccy, _, value = part.partition(":")
+        try:
+            rate = Decimal(value.strip())
+        except ArithmeticError:
+            rate = Decimal(0)
+        if len(ccy.strip()) != 3 or not rate.is_finite() or rate <= 0:
+            raise ValidationError(f"rates must look like USD:0.92,NOK:0.085 (EUR per unit), not {part!r}",
+                                  field="rates")
+        out[ccy.strip().upper()] = rate
+    return out
+
+
+class BooksService:
+    def __init__(self, ledger: Ledger, clock: Clock, settings: SettingsService,
+                 plan: AccountPlan | None = None) -> None:
+        self._ledger = ledger
+        self._clock = clock
+        self._settings = settings
+        self._plan = plan or AccountPlan()
+
+    def export(self, start: date, end: date, *, rates: Mapping[str, Decimal] | None = None) -> BooksExport:
+        """Balanced journal entries of ``[start, end]`` (see the module docstring for what is read).
+
+        Raises ``ValidationError`` for a bad period, or an amount in a currency without a rate.
+        """
+        if end < start:
+            raise ValidationError("to must not be before from", field="to")
+        if (end - start).days > MAX_PERIOD_DAYS:
+            raise ValidationError(f"export at most {MAX_PERIOD_DAYS} days at a time (a fiscal year)", field="to")
+        seller = self._settings.seller()
+        rates = dict(rates or {})
+        reads: dict[str, int] = {}
+        warnings: list[str] = []
+        sales = self._sales(start, end, reads)
+        payments = self._payments(start, end, reads)
+        allocated_ids = {a.invoice_id for p in payments for a in p.allocations} - set(sales)
+        others = self._ledger.get_invoices(allocated_ids) if allocated_ids else {}
+        reads["allocated_invoices"] = len(others)
+        invoices = {**others, **sales}
+        customer_ids = {i.customer_id for i in invoices.values()} | {p.customer_id for p in payments if p.customer_id}
+        customers = self._ledger.get_customers(customer_ids) if customer_ids else {}
+        reads["customers"] = len(customers)
+
+        def account(customer_id: str | None) -> CustomerAccount:
+            if customer_id is None:
+                return UNIDENTIFIED
+            c = customers.get(customer_id)
+            if c is None:
+                return CustomerAccount(customer_id, customer_id)
+            return CustomerAccount(c.external_ref or c.id, c.name)
+
+        def rate(currency: str) -> Decimal | None:
+            return None if currency == "EUR" else rates.get(currency)
+
+        on_receipts = not seller.vat_on_debits
+        documents: dict[str, SalesDocument] = {}
+        for inv in invoices.values():
+            if inv.status == DRAFT or inv.number is None or inv.issue_date is None:
+                continue
+            documents[inv.id] = SalesDocument.from_invoice(inv, account(inv.customer_id), vat_on_receipts=on_receipts,
+                                                           exchange_rate=rate(inv.currency))
+        sales_docs = [documents[i] for i in sorted(sales, key=lambda i: (sales[i].issue_date, sales[i].number or ""))
+                      if i in documents and not is_imported(sales[i])]
+        received = []
+        for p in sorted(payments, key=lambda p: (p.received_on, p.id)):
+            net = p.amount.amount - p.refunded
+            if p.refunded:
+                warnings.append(f"payment {p.id} was partly given back ({Money(p.refunded, p.currency)} "
+                                f"{p.currency}): the return is not in this export, book it by hand")
+            allocations = []
+            for a in p.allocations:
+                doc = documents.get(a.invoice_id)
+                vat = vat_share(doc, a.amount) if doc is not None and doc.vat_on_receipts else ()
+                allocations.append(PaymentAllocation(a.invoice_id, a.invoice_number or a.invoice_id, a.amount, vat))
+            if net <= 0 and not allocations:
+                continue
+            received.append(ReceivedPayment(id=p.id, date=p.received_on, customer=account(p.customer_id),
+                                            amount=p.amount, allocations=tuple(allocations), reference=p.id,
+                                            via_stripe=p.source == "stripe", exchange_rate=rate(p.currency)))
+        discounts, write_offs = [], []
+        for inv in invoices.values():
+            if not inv.ledger_history:
+                continue
+            history = ReceivableHistory.from_dict(inv.ledger_history)
+            doc = documents.get(inv.id)
+            for n, e in enumerate(history.entries):
+                if e.kind not in (DISCOUNT, WRITE_OFF) or not start <= e.on <= end:
+                    continue
+                amount = Money(e.amount, inv.currency)
+                adj = Adjustment(id=f"{inv.id}:{e.kind}:{n}", date=e.on, customer=account(inv.customer_id),
+                                 invoice_id=inv.id, invoice_number=inv.number or inv.id, amount=amount,
+                                 vat=vat_share(doc, amount) if doc is not None else (),
+                                 exchange_rate=rate(inv.currency))
+                (discounts if e.kind == DISCOUNT else write_offs).append(adj)
+        payouts = []
+        for t in self._payouts(start, end, reads):
+            fees = Money(int((t.payout or {}).get("fees", 0)), t.currency)
+            if t.payout is None:
+                warnings.append(f"Stripe payout of {t.booking_date} ({t.id}) was not reconciled: its fees are not "
+                                "booked")
+            payouts.append(StripePayout(id=(t.payout or {}).get("payout_id") or t.id, date=t.booking_date,
+                                        net=t.amount, fees=fees))
+        entries = build_entries(sales=sales_docs, payments=received, discounts=discounts, write_offs=write_offs,
+                                payouts=payouts, plan=self._plan, book_currency="EUR")
+        return BooksExport(entries=entries, filename=fec_filename(seller.siren, end), reads=reads, warnings=warnings)
+
+    # -- reads --------------------------------------------------------------------------------------
+    def _sales(self, start: date, end: date, reads: dict[str, int]) -> dict[str, Invoice]:
+        low = datetime.combine(start - timedelta(days=DRAFT_HORIZON_DAYS), time(0), tzinfo=timezone.utc)
+        high = datetime.combine(end + timedelta(days=2), time(0), tzinfo=timezone.utc)
+        found: dict[str, Invoice] = {}
+        scanned = 0
+        cursor = None
+        while True:
+            page = self._ledger.list_invoices_created(low, high, limit=500, cursor=cursor)
+            scanned += page.scanned or len(page.items)
+            for inv in page.items:
+                if inv.status != DRAFT and inv.issue_date and start <= inv.issue_date <= end:
+                    found[inv.id] = inv
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        reads["invoices_created_in_window"] = scanned
+        probes = self._by_continuity(found, start, end)
+        reads["invoices_by_number"] = probes
+        return found
+
+    def _by_continuity(self, found: dict[str, Invoice], start: date, end: date) -> int:
+        """Add the period's invoices the creation window missed, from the gapless numbering."""
+        series: dict[tuple[str, int], set[int]] = {}
+        for inv in found.values():
+            m = _NUMBER.match(inv.number or "")
+            if m and not is_imported(inv):
+                series.setdefault((m["prefix"], int(m["year"])), set()).add(int(m["seq"]))
+        reads = 0
+        for (prefix, year), seqs in series.items():
+            lo, hi = min(seqs), max(seqs)
+            missing = [s for s in range(lo, hi + 1) if s not in seqs]
+            reads += len(missing)
+            self._fetch_numbers(prefix, year, missing, found, start, end)
+            for step, edge in ((-1, lo), (1, hi)):
+                seq = edge + step
+                while seq >= 1:
+                    reads += 1
+                    if not self._fetch_numbers(prefix, year, [seq], found, start, end):
+                        break
+                    seq += step
+        return reads
+
+    def _fetch_numbers(self, prefix: str, year: int, seqs: Iterable[int], found: dict[str, Invoice], start: date,
+                       end: date) -> int:
+        keys = [number_key(f"{prefix}{year}-{seq:06d}") for seq in seqs]
+        if not keys:
+            return 0
+        refs = self._ledger.get_refs(NUMBER_REF, keys)
+        invoices = self._ledger.get_invoices(r.target for r in refs.values())
+        added = 0
+        for inv in invoices.values():
+            if inv.issue_date and start <= inv.issue_date <= end and inv.status != DRAFT:
+                found.setdefault(inv.id, inv)
+                added += 1
+        return added
+
+    def _payments(self, start: date, end: date, reads: dict[str, int]) -> list[Payment]:
+        out: list[Payment] = []
+        cursor = None
+        while True:
+            page = self._ledger.query_payments(PaymentQuery(received_from=start, received_to=end, limit=200,
+                                                            cursor=cursor))
+            out.extend(page.items)
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        reads["payments"] = len(out)
+        return out
+
+    def _payouts(self, start: date, end: date, reads: dict[str, int]) -> list[BankTransaction]:
+        out: list[BankTransaction] = []
+        cursor = None
+        while True:
+            page = self._ledger.list_payouts(start, end, limit=200, cursor=cursor)
+            out.extend(page.items)
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        reads["payouts"] = len(out)
+        return out
+
