@@ -507,30 +507,6 @@ class Ledger(ABC):
     @abstractmethod
     def get_import(self, import_id: str) -> ImportRecord | None: ...
 
-    # -- dunning (issue 5) ----------------------------------------------------------------------
-    @abstractmethod
-    def get_dunning(self, invoice_ids: Iterable[str], *, consistent: bool = False) -> dict[str, DunningRecord]:
-        """Batch read of dunning records; missing ones are absent."""
-
-    @abstractmethod
-    def dunning_due(self, until: datetime, *, limit: int = 500, cursor: str | None = None) -> Page[DunningRecord]:
-        """Records whose next action is at or before ``until`` (woken ones first), from the sparse index."""
-
-    @abstractmethod
-    def dunning_for_customer(self, customer_id: str, *, active_only: bool = True, limit: int = 200,
-                             cursor: str | None = None) -> Page[DunningRecord]:
-        """A customer's dunning records (by invoice id), the open invoices' only with ``active_only``."""
-
-    @abstractmethod
-    def dunning_active(self, *, limit: int = 500, cursor: str | None = None) -> Page[DunningRecord]:
-        """Every record of an open invoice (a sparse index): re-deciding all after a policy change."""
-
-    @abstractmethod
-    def list_activity(self, customer_id: str, *, limit: int = 100, cursor: str | None = None,
-                      before: datetime | None = None) -> Page[ActivityEntry]:
-        """A customer's timeline entries, newest first."""
-
-
 
 class EventPublisher(ABC):
     """Publishes business events (invoice.issued, invoice.paid, ...) to subscribers."""

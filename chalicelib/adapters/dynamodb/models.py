@@ -266,6 +266,36 @@ class ImportItem(TableItem):
 ALL_MODELS = ALL_MODELS + (BankTransactionItem, ImportItem)
 
 
+class ScheduleItem(TableItem):
+    """A monthly recurring billing schedule (issue 3)."""
+
+    status = UnicodeAttribute()
+    customer_id = UnicodeAttribute()
+    data = JSONAttribute()
+
+
+ALL_MODELS = ALL_MODELS + (ScheduleItem,)
+
+
+class BankTransactionItem(TableItem):
+    """A bank statement transaction (cash application); the id derives from its statement key."""
+
+    status = UnicodeAttribute()
+    customer_id = UnicodeAttribute(null=True)
+    booking_date = UnicodeAttribute()
+    data = JSONAttribute()
+
+
+class ImportItem(TableItem):
+    """An import of existing receivables and its progress."""
+
+    status = UnicodeAttribute()
+    data = JSONAttribute()
+
+
+ALL_MODELS = ALL_MODELS + (BankTransactionItem, ImportItem)
+
+
 # -- dunning (issue 5) ----------------------------------------------------------------------------
 # dunning   DUN#invoice / STATE        CUS#cid / DUN#invoice           gsi2: DUNNING#due / <next action UTC>#id
 #                                                                     (pending only; "!wake#id" when woken);
