@@ -13,6 +13,7 @@ from chalicelib.api.books import books_bp
 from chalicelib.api.collections import collections_bp
 from chalicelib.api.customers import customers_bp
 from chalicelib.api.documents import documents_bp
+from chalicelib.api.dunning import dunning_bp
 from chalicelib.api.invoices import invoices_bp
 from chalicelib.api.openapi import openapi_bp
 from chalicelib.api.pages import pages_bp
@@ -32,6 +33,8 @@ for blueprint in (authorizer_bp, admin_bp, customers_bp, invoices_bp, payments_b
 for cashapp_blueprint in (bank_bp, books_bp):  # cash application, imports, books (docs/cash-application.md)
     app.register_blueprint(cashapp_blueprint)
 app.register_blueprint(documents_bp)  # electronic invoices (docs/einvoicing.md)
+app.register_blueprint(dunning_bp)  # dunning, promises, plans, timelines, penalties (docs/dunning.md)
+app.api.binary_types.append("application/zip")  # evidence packs (docs/dunning.md)
 
 
 @app.middleware("http")

@@ -83,3 +83,13 @@ def reconcile_aggregates(event: Any) -> dict[str, Any]:
     report = wiring.reconcile().run()
     flush()
     return {k: v for k, v in report.to_dict().items() if k not in ("aging",)}
+
+
+@jobs_bp.schedule(Rate(1, unit=Rate.HOURS), name="dunning_sweep")
+def dunning_sweep(event: Any) -> dict[str, Any]:
+    """Every hour: the dunning sweep (docs/dunning.md): due promises and installments, then the reminders
+    due now, read from the sparse index. Admin route: POST /dunning/run?as_of=YYYY-MM-DD."""
+    report = wiring.dunning().run().to_dict()
+    logger.info("dunning sweep", extra={k: report[k] for k in ("due", "messages", "sent", "failed")})
+    flush()
+    return report

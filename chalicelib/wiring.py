@@ -247,6 +247,7 @@ def outbox_handlers() -> dict[str, Callable[[dict[str, Any]], None]]:
         "stripe.deactivate_link": deactivate_link_handler(payment_gateway),
         "stripe.collect": collections().handler(),
         **einvoice_outbox_handlers(),
+        **dunning_outbox_handlers(),
     }
 
 
@@ -316,6 +317,72 @@ def books() -> Any:
 CASHAPP_GETTERS = (bank, imports, books)
 
 
+# -- dunning (issue 5, docs/dunning.md): the sweep, promises, payment plans, timeline, penalties ----------
+
+@lru_cache(maxsize=1)
+def dunning_config() -> Any:
+    from .services.dunning_config import DunningConfig
+
+    return DunningConfig(ledger(), clock())
+
+
+@lru_cache(maxsize=1)
+def promises() -> Any:
+    from .services.promises import PromiseService
+
+    return PromiseService(ledger(), clock(), settings())
+
+
+@lru_cache(maxsize=1)
+def plans() -> Any:
+    from .services.plans import PlanService
+
+    return PlanService(ledger(), clock(), settings())
+
+
+@lru_cache(maxsize=1)
+def dunning() -> Any:
+    from .services.dunning import DunningService
+
+    return DunningService(ledger(), clock(), settings(), config=dunning_config(), mailer=mailer, sms=sms,
+                          store=documents_store, public_base_url=get_config().public_base_url,
+                          promises=promises(), plans=plans())
+
+
+@lru_cache(maxsize=1)
+def timeline() -> Any:
+    from .services.timeline import TimelineService
+
+    return TimelineService(ledger(), clock())
+
+
+@lru_cache(maxsize=1)
+def penalties() -> Any:
+    from .services.penalty import PenaltyService
+
+    return PenaltyService(ledger(), clock(), settings(), dunning_config(), invoices, documents_store, timeline)
+
+
+@lru_cache(maxsize=1)
+def disputes() -> Any:
+    from .services.disputes import DisputeWorkflow
+
+    return DisputeWorkflow(ledger(), clock(), credit_notes)
+
+
+def dunning_outbox_handlers() -> dict[str, Callable[[dict[str, Any]], None]]:
+    return {
+        "dunning.mark_step": lambda payload: dunning().mark_step(payload),
+        "dunning.refresh_customer": lambda payload: dunning().refresh_customer(payload),
+        "dunning.customer_changed": lambda payload: dunning().refresh_customer({**payload, "refresh_profile": False}),
+        "dunning.rewake": lambda payload: dunning().rewake(payload),
+        "dunning.plan_mail": lambda payload: dunning().plan_mail(payload),
+    }
+
+
+DUNNING_GETTERS = (dunning_config, promises, plans, dunning, timeline, penalties, disputes)
+
+
 def reset() -> None:
     """Forget every cached adapter and service (and the configuration)."""
     for cashapp_getter in CASHAPP_GETTERS:
@@ -328,6 +395,8 @@ def reset() -> None:
         getter.cache_clear()
     for einvoice_getter in EINVOICE_GETTERS:
         einvoice_getter.cache_clear()
+    for dunning_getter in DUNNING_GETTERS:
+        dunning_getter.cache_clear()
     get_config.cache_clear()
     from .adapters import secrets
     from .adapters.aws import client

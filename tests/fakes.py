@@ -29,7 +29,13 @@ from chalicelib.services.ports import (AuditEntry, CommitConflict, CounterPut, E
                                        RecordPut, RefRecord, SettingsDoc, UnitOfWork)
 
 
+from chalicelib.domain.dunning_record import ActivityEntry, DunningRecord, touched  # noqa: E402
+from chalicelib.services.ports import DunningTouch  # noqa: E402
+
+
 def _entity_key(entity: Any) -> tuple[str, str]:
+    if isinstance(entity, DunningRecord):
+        return "dunning", entity.invoice_id
     if isinstance(entity, Customer):
         return "customer", entity.id
     if isinstance(entity, Invoice):
@@ -69,6 +75,7 @@ class FakeLedger(FakeCashAppLedger, Ledger):
         self.outbox: dict[str, dict[str, Any]] = {}
         self.dead: list[OutboxMessage] = []
         self.commits = 0
+        self.activities: list[ActivityEntry] = []
         self._lock = threading.RLock()
 
     # -- reads --------------------------------------------------------------------------------
@@ -331,6 +338,10 @@ class FakeLedger(FakeCashAppLedger, Ledger):
                         self.audit.append(rec)
                     elif isinstance(rec, OutboxMessage):
                         self.outbox[rec.id] = {"message": rec, "lease_until": None}
+                    elif isinstance(rec, ActivityEntry):
+                        self.activities.append(rec)
+                elif isinstance(op, DunningTouch):
+                    self._touch_dunning(op)
             self.commits += 1
 
     def get_aggregates(self, keys: Sequence[AggregateKey]) -> dict[AggregateKey, dict[str, int]]:
@@ -390,6 +401,38 @@ class FakeLedger(FakeCashAppLedger, Ledger):
 
     def outbox_topics(self) -> list[str]:
         return [v["message"].topic for v in self.outbox.values()]
+
+    # -- dunning (issue 5) ----------------------------------------------------------------------
+    def _touch_dunning(self, op: DunningTouch) -> None:
+        key = ("dunning", op.invoice_id)
+        current = self.entities.get(key) or DunningRecord(invoice_id=op.invoice_id, customer_id=op.customer_id)
+        self.entities[key] = touched(current, invoice=op.invoice, customer=op.customer,
+                                     promises=op.promises, wake=op.wake)
+
+    def get_dunning(self, invoice_ids: Iterable[str], *, consistent: bool = False) -> dict[str, DunningRecord]:
+        with self._lock:
+            return {i: self.entities[("dunning", i)] for i in invoice_ids if ("dunning", i) in self.entities}
+
+    def dunning_due(self, until: datetime, *, limit: int = 500, cursor: str | None = None) -> Page[DunningRecord]:
+        from chalicelib.domain.dunning_record import utc_key
+
+        bound = f"{utc_key(until)}#~"
+        items = [r for r in self._all("dunning") if r.index_key() is not None and r.index_key() <= bound]
+        return self._paginate(items, lambda r: r.index_key(), limit, cursor)
+
+    def dunning_for_customer(self, customer_id: str, *, active_only: bool = True, limit: int = 200,
+                             cursor: str | None = None) -> Page[DunningRecord]:
+        items = [r for r in self._all("dunning") if r.customer_id == customer_id and (r.active or not active_only)]
+        return self._paginate(items, lambda r: r.invoice_id, limit, cursor)
+
+    def dunning_active(self, *, limit: int = 500, cursor: str | None = None) -> Page[DunningRecord]:
+        return self._paginate([r for r in self._all("dunning") if r.active], lambda r: r.invoice_id, limit, cursor)
+
+    def list_activity(self, customer_id: str, *, limit: int = 100, cursor: str | None = None,
+                      before: datetime | None = None) -> Page[ActivityEntry]:
+        with self._lock:
+            items = [a for a in self.activities if a.customer_id == customer_id and (before is None or a.at < before)]
+        return self._paginate(items, lambda a: (a.at, a.id), limit, cursor, reverse=True)
 
 
 def _bump(message: OutboxMessage) -> OutboxMessage:

@@ -23,6 +23,7 @@ from ..domain.aggregates import (AggregateDelta, AggregateKey, ReceivableHistory
 from ..domain.auth import Actor, ApiKey
 from ..domain.bank_transaction import BankTransaction, ImportRecord
 from ..domain.collections import Dispute, PaymentPlan, Promise, Task
+from ..domain.dunning_record import ActivityEntry, DunningRecord, invoice_projection, projection_changed
 from ..domain.errors import ConcurrencyConflict
 from ..domain.ids import new_id
 from ..domain.invoice import DRAFT, Invoice
@@ -200,9 +201,9 @@ class SettingsDoc:
 # -- unit of work -------------------------------------------------------------------------------
 
 Entity = Customer | Invoice | Payment | ApiKey | SettingsDoc | IntentState | Task | Dispute | Promise | PaymentPlan
+Entity = Entity | RecurringSchedule  # type: ignore[misc]  # monthly recurring billing (issue 3)
 # Cash application (bank transactions) and receivable imports:
 Entity = Entity | BankTransaction | ImportRecord  # type: ignore[misc]
-Entity = Entity | RecurringSchedule  # type: ignore[misc]  # monthly recurring billing (issue 3)
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,28 @@ class RecordPut:
 
 
 Operation = EntityPut | CounterPut | RecordPut
+
+
+@dataclass(frozen=True)
+class DunningTouch:
+    """Keep an invoice's dunning record in step with a change, in the same transaction (issue 5).
+
+    An upsert of some attributes only (the sweep's sent records and leases are left alone);
+    it bumps the record's version so a sweep holding an older copy fails its conditional write.
+    ``wake`` puts the record at the head of the due index (the next sweep re-decides it).
+    """
+
+    invoice_id: str
+    customer_id: str
+    invoice: dict[str, Any] | None = None
+    customer: dict[str, Any] | None = None
+    promises: tuple[dict[str, Any], ...] | None = None
+    wake: bool = False
+
+
+# Dunning (issue 5): per-invoice records, their attribute touches and timeline entries.
+Entity = Entity | DunningRecord  # type: ignore[misc]
+Operation = Operation | DunningTouch  # type: ignore[misc]
 
 
 @dataclass
@@ -277,6 +300,7 @@ class UnitOfWork:
 
             b, a = diff(before.to_dict() if before else None, saved.to_dict())
             self.audit(action, "invoice", saved.id, b, {**(a or {}), **(note or {})})
+        self._sync_dunning(before, saved)
         return saved
 
     def save(self, entity: T) -> T:
@@ -315,6 +339,43 @@ class UnitOfWork:
     def claim_idempotency(self, record: IdempotencyRecord | None) -> None:
         if record is not None:
             self.operations.append(RecordPut(record))
+
+    # -- dunning (issue 5) ----------------------------------------------------------------------
+    def _sync_dunning(self, before: Invoice | None, after: Invoice) -> None:
+        """Every invoice change rewrites the dunning record's projection in this transaction; a change
+        that may move the next action (status, amount due, dispute, chargeback, collection) wakes it."""
+        projection = invoice_projection(after)
+        if projection is None:
+            return
+        previous = invoice_projection(before) if before is not None else None
+        if previous == projection:
+            return
+        self.touch_dunning(after.id, after.customer_id, invoice=projection,
+                           wake=projection_changed(previous, projection))
+
+    def touch_dunning(self, invoice_id: str, customer_id: str, *, invoice: dict[str, Any] | None = None,
+                      customer: dict[str, Any] | None = None, promises: Sequence[dict[str, Any]] | None = None,
+                      wake: bool = False) -> None:
+        """Update some attributes of a dunning record (one operation per record: touches merge)."""
+        for i, op in enumerate(self.operations):
+            if isinstance(op, DunningTouch) and op.invoice_id == invoice_id:
+                self.operations[i] = dataclasses.replace(
+                    op, invoice=invoice if invoice is not None else op.invoice,
+                    customer=customer if customer is not None else op.customer,
+                    promises=tuple(promises) if promises is not None else op.promises, wake=op.wake or wake)
+                return
+        self.operations.append(DunningTouch(invoice_id, customer_id, invoice=invoice, customer=customer,
+                                            promises=tuple(promises) if promises is not None else None,
+                                            wake=wake))
+
+    def activity(self, customer_id: str, kind: str, summary: str, *, invoice_ids: Sequence[str] = (),
+                 data: dict[str, Any] | None = None, actor: str | None = None) -> ActivityEntry:
+        """Append a line to the customer's timeline (GET /customers/{id}/timeline)."""
+        entry = ActivityEntry(id=new_id("act"), customer_id=customer_id, at=self.now, kind=kind,
+                              actor=actor or self.actor.name, summary=summary, invoice_ids=tuple(invoice_ids),
+                              data=data or {})
+        self.operations.append(RecordPut(entry))  # type: ignore[arg-type]
+        return entry
 
     def __len__(self) -> int:
         return len(self.operations)
@@ -507,6 +568,29 @@ class Ledger(ABC):
     @abstractmethod
     def get_import(self, import_id: str) -> ImportRecord | None: ...
 
+    # -- dunning (issue 5) ----------------------------------------------------------------------
+    @abstractmethod
+    def get_dunning(self, invoice_ids: Iterable[str], *, consistent: bool = False) -> dict[str, DunningRecord]:
+        """Batch read of dunning records; missing ones are absent."""
+
+    @abstractmethod
+    def dunning_due(self, until: datetime, *, limit: int = 500, cursor: str | None = None) -> Page[DunningRecord]:
+        """Records whose next action is at or before ``until`` (woken ones first), from the sparse index."""
+
+    @abstractmethod
+    def dunning_for_customer(self, customer_id: str, *, active_only: bool = True, limit: int = 200,
+                             cursor: str | None = None) -> Page[DunningRecord]:
+        """A customer's dunning records (by invoice id), the open invoices' only with ``active_only``."""
+
+    @abstractmethod
+    def dunning_active(self, *, limit: int = 500, cursor: str | None = None) -> Page[DunningRecord]:
+        """Every record of an open invoice (a sparse index): re-deciding all after a policy change."""
+
+    @abstractmethod
+    def list_activity(self, customer_id: str, *, limit: int = 100, cursor: str | None = None,
+                      before: datetime | None = None) -> Page[ActivityEntry]:
+        """A customer's timeline entries, newest first."""
+
 
 class EventPublisher(ABC):
     """Publishes business events (invoice.issued, invoice.paid, ...) to subscribers."""
@@ -578,7 +662,6 @@ class PaymentGateway(ABC):
         Raises ``PaymentGatewayError`` when the payout cannot be read. (Not abstract: gateways that
         never pay out need not implement it.)"""
         raise NotImplementedError
-
 
 
 # -- messages & documents ---------------------------------------------------------------------

@@ -33,9 +33,12 @@ from ...services.ports import (SORT_READ_CAP, AuditEntry, CommitConflict, Counte
                                InvoiceQuery, Ledger, OutboxMessage, Page, PaymentQuery, RecordPut, RefRecord,
                                SettingsDoc, UnitOfWork)
 from ..codec import decode, encode
-from .cashapp import CashAppLedger, cashapp_item
 from ...domain.recurring import ACTIVE as SCHEDULE_ACTIVE, RecurringSchedule
 from .models import ScheduleItem
+from .cashapp import CashAppLedger, cashapp_item
+from ...domain.dunning_record import ActivityEntry, DunningRecord
+from ...services.ports import DunningTouch
+from .dunning_items import DunningQueries, activity_item, dunning_item, touch_update
 from .models import (ApiKeyItem, AuditItem, CounterItem, CustomerItem, DisputeItem, IdempotencyItem, IntentItem,
                      InvoiceItem, OutboxItem, PaymentItem, PlanItem, PromiseItem, RefItem, SettingsItem, TableItem,
                      TaskItem)
@@ -190,6 +193,8 @@ def _entity_item(entity: Any) -> TableItem:
         return plan_item(entity)
     if isinstance(entity, RecurringSchedule):
         return schedule_item(entity)
+    if isinstance(entity, DunningRecord):
+        return dunning_item(entity)
     cashapp = cashapp_item(entity)  # bank transactions, imports
     if cashapp is not None:
         return cashapp
@@ -220,6 +225,8 @@ def _record_item(record: Any) -> TableItem:
                        data=record.data or None, created_at=created,
                        expires_at=(int((created + timedelta(days=record.ttl_days)).timestamp())
                                    if record.ttl_days and created else None))
+    if isinstance(record, ActivityEntry):
+        return activity_item(record)
     raise TypeError(f"no item mapping for {type(record).__name__}")
 
 
@@ -262,7 +269,7 @@ def decode_cursor(cursor: str | None, expected: Iterable[str]) -> dict[str, Any]
     return {name: {"S": value} for name, value in flat.items()}
 
 
-class DynamoLedger(CashAppLedger, Ledger):
+class DynamoLedger(CashAppLedger, DunningQueries, Ledger):
     """Ledger port implementation. ``connection`` is the shared one from :func:`models.configure`."""
 
     def __init__(self, connection: Connection) -> None:
@@ -642,6 +649,7 @@ class DynamoLedger(CashAppLedger, Ledger):
                         else f"ref:{op.record.kind}" if isinstance(op.record, RefRecord)
                         else type(op.record).__name__)
                 items.append((item, cond, kind))
+        touches = [op for op in ops if isinstance(op, DunningTouch)]  # attribute upserts (issue 5)
         table = TableItem.Meta.table_name
         try:
             with TransactWrite(connection=self._connection) as tx:
@@ -650,9 +658,11 @@ class DynamoLedger(CashAppLedger, Ledger):
                 # Aggregate cells are dynamic attribute names: ADD them with a raw update
                 # (pynamodb sends updates after the puts, so cancellation reasons keep their order).
                 tx._update_items.extend(_aggregate_update(table, u) for u in updates)
+                tx._update_items.extend(touch_update(table, t) for t in touches)
         except TransactWriteError as exc:
             reasons = exc.cancellation_reasons or []
-            failed = [items[i][2] for i, r in enumerate(reasons) if r is not None and r.code]
+            failed = [items[i][2] if i < len(items) else "update" for i, r in enumerate(reasons)
+                      if r is not None and r.code]
             codes = {r.code for r in reasons if r is not None and r.code}
             if codes and codes <= {"ConditionalCheckFailed", "TransactionConflict"} or \
                     exc.cause_response_code == "TransactionConflictException":
