@@ -576,7 +576,7 @@ class Invoice:
             "operation_category": self.operation_category, "deliver_to": self.deliver_to,
             "eur_exchange_rate": str(self.eur_exchange_rate) if self.eur_exchange_rate is not None else None,
             "deposit_invoice_ids": list(self.deposit_invoice_ids),
-            "documents": ({k: self.documents.get(k) for k in ("sha256_pdf", "sha256_xml", "stored")}
+            "documents": ({k: self.documents.get(k) for k in ("sha256_pdf", "sha256_xml")}
                           if self.documents else None),
             "delivery": self.delivery, "einvoice": self.einvoice, "credit_notes": list(self.credit_notes),
             "version": self.version,
