@@ -665,3 +665,19 @@ def portal_dispute(page: Page, token: str) -> Response:
     return message_page(f.lang, f.t("contest_sent_title"), [f.t("contest_sent", number=number)],
                         back={"href": page.url(f"/portal/{token}"), "label": f.t("back_to_portal")},
                         seller=data["seller"])
+
+
+# -- routes: a promise to pay from the hosted page (issue 5, api/dunning_pages.py) -----------------
+
+@page_route("/pay/{token}/promise", ["GET"])
+def pay_promise_form(page: Page, token: str) -> Response:
+    from .dunning_pages import promise_page
+
+    return promise_page(page, token)
+
+
+@page_route("/pay/{token}/promise", ["POST"], form=True)
+def pay_promise(page: Page, token: str) -> Response:
+    from .dunning_pages import promise_submit
+
+    return promise_submit(page, token)

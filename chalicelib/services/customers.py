@@ -56,6 +56,9 @@ class CustomerService:
             saved = uow.save(updated)
             before, after = diff(current.to_dict(), saved.to_dict())
             uow.audit("customer.update", "customer", customer_id, before, after)
+            if set(after or {}) & {"name", "email", "phone", "language", "timezone"}:
+                # the dunning records carry the contact details: refresh them (issue 5, docs/dunning.md)
+                uow.emit("dunning.customer_changed", {"customer_id": customer_id})
             self._ledger.commit(uow)
             return saved
 

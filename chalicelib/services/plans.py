@@ -270,7 +270,7 @@ class PlanService:
                          invoice_ids=plan.invoice_ids, actor=ACTOR.name, data={"plan_id": plan.id, "index": index})
             done["late"] = 1
         elif today >= nxt.due_on - timedelta(days=REMIND_DAYS) and nxt.status == "pending":
-            debit = self._debit(uow, plan, nxt, index, open_invoices, now)
+            debit = self._debit(uow, plan, nxt, open_invoices, now)
             installments[index] = replace(nxt, status="collecting" if debit else "reminded")
             updated = replace(updated, installments=tuple(installments))
             uow.emit("dunning.plan_mail", {"plan_id": plan.id, "index": index, "kind": "installment_due",
