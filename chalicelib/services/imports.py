@@ -203,7 +203,7 @@ class ImportService:
         for key, same in by_key.items():
             if len({inv.content_hash() for inv in same}) > 1:
                 for inv in same:
-                    others = ", ".join(o.source for o in same if o is not inv)
+                    others = ", ".join(o.source for o in same if o.content_hash() != inv.content_hash())
                     report.rejected.append(Problem(inv.source, inv.number, "number",
                                                    f"number {inv.number} is also used, with other content, by "
                                                    f"{others}: two receivables with one number cannot be told apart "
