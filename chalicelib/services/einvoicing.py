@@ -290,6 +290,8 @@ class EInvoicingService:
             uow.save_invoice(current, replace(current, einvoice=einvoice, updated_at=uow.now),
                              action="invoice.einvoice_submitted")
             uow.put_ref(SUBMISSION_REF, receipt.submission_id, invoice.id, must_not_exist=False)
+            if receipt.status in NEEDS_REVIEW:
+                self._review_task(uow, current, receipt.status, receipt.reason)
             self._ledger.commit(uow)
 
         with_retries(record)
@@ -349,12 +351,7 @@ class EInvoicingService:
             if event_id:
                 uow.put_ref(STATUS_REF, event_id, invoice.id)
             if status in NEEDS_REVIEW:
-                today = self._clock.today(self._timezone())
-                uow.create(Task(id=new_id("tsk"), kind="einvoice_review", customer_id=invoice.customer_id,
-                                title=f"The e-invoicing platform reports {invoice.number} as {status}"
-                                      + (f": {reason}" if reason else ""),
-                                due_on=today + timedelta(days=1), created_at=now, updated_at=now,
-                                invoice_ids=(invoice.id,), details={"status": status, "code": LIFECYCLE[status]}))
+                self._review_task(uow, invoice, status, reason)
             self._ledger.commit(uow)
             return saved
 
@@ -364,6 +361,15 @@ class EInvoicingService:
             if any(f == f"ref:{STATUS_REF}" for f in exc.failed):
                 return self._ledger.get_invoice(invoice_id)  # the same event, applied concurrently
             raise
+
+    def _review_task(self, uow: UnitOfWork, invoice: Invoice, status: str, reason: str | None) -> None:
+        """A task for finance: the platform refused, rejected, suspended or reports a dispute."""
+        today = self._clock.today(self._timezone())
+        uow.create(Task(id=new_id("tsk"), kind="einvoice_review", customer_id=invoice.customer_id,
+                        title=f"The e-invoicing platform reports {invoice.number} as {status}"
+                              + (f": {reason}" if reason else ""),
+                        due_on=today + timedelta(days=1), created_at=uow.now, updated_at=uow.now,
+                        invoice_ids=(invoice.id,), details={"status": status, "code": LIFECYCLE[status]}))
 
     # -- "paid" (encaissée) -------------------------------------------------------------------------
     def on_event(self, event: Mapping[str, Any]) -> None:

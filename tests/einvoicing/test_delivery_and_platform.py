@@ -178,3 +178,17 @@ def test_rejected_and_refused_invoices_get_a_review_task():
     other = plain.issue(plain.customer().id, [line()])
     with pytest.raises(Conflict):
         plain.einvoicing.receive_status({"invoice_id": other.id, "status": "approved"}, CLERK_ACTOR)
+
+
+def test_a_deposit_the_platform_rejects_gets_a_review_task(monkeypatch):
+    from chalicelib.adapters.einvoice_platform import LocalEInvoicePlatform
+
+    monkeypatch.setattr(LocalEInvoicePlatform, "_check", staticmethod(lambda submission: "SIREN inconnu"))
+    h = build()
+    h.einvoicing_settings.put({"platform_enabled": True}, CLERK_ACTOR)
+    invoice = h.issue(h.customer().id, [line()])
+    h.run_outbox()
+    einvoice = h.ledger.get_invoice(invoice.id).einvoice
+    assert einvoice["status"] == "rejected" and einvoice["history"][0]["reason"] == "SIREN inconnu"
+    (task,) = h.ledger.list_tasks().items
+    assert task.kind == "einvoice_review" and "rejected" in task.title
