@@ -108,6 +108,7 @@ class StatementReport:
     statements: list[dict[str, Any]] = field(default_factory=list)
     entries: list[EntryReport] = field(default_factory=list)
     commits: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # parse, match (reads included), write
 
     @property
     def complete(self) -> bool:
@@ -267,7 +268,9 @@ class BankService:
         position = {tid: i for i, tid in enumerate(all_ids)}
         credits.sort(key=lambda c: (c.credit.booking_date, position[c.txn.id]))
         ctx = _Context(actor=actor, now=now)
+        report.seconds["parse"] = round(time.monotonic() - started, 3)
         self._match(credits, seller, ctx)
+        report.seconds["match"] = round(time.monotonic() - started - report.seconds["parse"], 3)
         plans: list[Callable[[], _Plan]] = []
         for c in credits:
             plans.append(lambda c=c: self._plan_credit(c, ctx))
@@ -278,6 +281,8 @@ class BankService:
         for o in others:
             plans.append(lambda o=o: self._plan_plain(o, ctx))
         done.update(self._run(plans, report, dry_run, started))
+        report.seconds["write"] = round(time.monotonic() - started - report.seconds["parse"] - report.seconds["match"],
+                                        3)
         rows = {c.txn.id: c.txn for c in (*credits, *payouts)} | {t.id: t for t in (*returns, *others)}
         for kind, value in order:
             if kind == "report":
@@ -342,11 +347,16 @@ class BankService:
             iban = canonical_iban(c.credit.debtor_iban)
             if iban in known_ibans or not c.credit.debtor_name:
                 continue
-            for prefix in _name_prefixes(c.credit.debtor_name):
-                if prefix not in name_cache:
-                    name_cache[prefix] = self._ledger.find_customers_by_name(prefix, limit=NAME_PAGE)
-                for customer in name_cache[prefix]:
-                    names[customer.id] = customer.name
+            for prefix, longer in _name_prefixes(c.credit.debtor_name):
+                while True:
+                    if prefix not in name_cache:
+                        name_cache[prefix] = self._ledger.find_customers_by_name(prefix, limit=NAME_PAGE)
+                    for customer in name_cache[prefix]:
+                        names[customer.id] = customer.name
+                    # A common first word ("boulangerie") fills the page: narrow with the next words.
+                    if len(name_cache[prefix]) < NAME_PAGE or not longer:
+                        break
+                    prefix, longer = f"{prefix} {longer[0]}", longer[1:]
         discount = seller.early_payment_discount
         rate, days = (discount.rate, discount.days) if discount else (None, None)
 
@@ -786,20 +796,21 @@ _ACCENTS = {"e": "éèê", "a": "àâ", "o": "ô", "i": "î", "u": "ùû", "c": 
 _COMMON_FORMS = ("sarl", "sas", "ste", "ets")
 
 
-def _name_prefixes(debtor_name: str) -> list[str]:
-    """Prefixes of the name index (case-folded customer names) that may hold the debtor: its first
-    significant word (accents on the first letter tried), and that word after a legal form."""
+def _name_prefixes(debtor_name: str) -> list[tuple[str, list[str]]]:
+    """Prefixes of the name index (case-folded customer names) that may hold the debtor, each with the words
+    that narrow it when it matches too many customers: the first significant word (accents on its first
+    letter tried), and that word after a legal form (banks drop or move "SARL", "SAS"...)."""
     words = re.findall(r"\w+", debtor_name.casefold())
     if not words:
         return []
     forms = [w for w in words if w.upper() in LEGAL_FORMS]
     significant = [w for w in words if w.upper() not in LEGAL_FORMS and len(w) >= 2]
     if not significant:
-        return [words[0]]
-    first = significant[0]
-    out = [first]
+        return [(words[0], words[1:3])]
+    first, rest = significant[0], significant[1:3]
+    out = [(first, rest)]
     if first[0] in _ACCENTS:
-        out.extend(accent + first[1:] for accent in _ACCENTS[first[0]])
+        out.extend((accent + first[1:], rest) for accent in _ACCENTS[first[0]])
     for form in dict.fromkeys([*forms, *_COMMON_FORMS]):
-        out.append(f"{form} {first}")
+        out.append((f"{form} {first}", rest))
     return out

@@ -29,7 +29,7 @@ the books of the system that issued them; the payments that settle them are.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Iterable, Mapping
@@ -37,11 +37,11 @@ from typing import Iterable, Mapping
 from ..domain.aggregates import DISCOUNT, WRITE_OFF, ReceivableHistory
 from ..domain.bank_transaction import BankTransaction
 from ..domain.errors import ValidationError
-from ..domain.fec import (AccountPlan, Adjustment, CustomerAccount, JournalEntry, PaymentAllocation, ReceivedPayment,
-                          SalesDocument, StripePayout, build_entries, check_balanced, fec_filename, to_csv, to_fec,
-                          vat_share)
+from ..domain.fec import (DEPOSIT, AccountPlan, Adjustment, CustomerAccount, JournalEntry, PaymentAllocation,
+                          ReceivedPayment, SalesDocument, SalesLine, StripePayout, VatAmount, build_entries,
+                          check_balanced, fec_filename, to_csv, to_fec, vat_share)
 from ..domain.invoice import DRAFT, Invoice
-from ..domain.money import Money
+from ..domain.money import Money, money_sum
 from ..domain.payment import Payment
 from ..domain.receivable_import import is_imported
 from .invoice_numbers import NUMBER_REF, number_key
@@ -49,6 +49,7 @@ from .ports import Clock, Ledger, PaymentQuery
 from .settings import SettingsService
 
 DRAFT_HORIZON_DAYS = 92
+WRITE_OFF_REF = "write_off"  # services/penalty.py: invoice id -> the credit note of its write-off
 MAX_PERIOD_DAYS = 400  # a fiscal year may run 12 to 23 months in France, exports are per year at most here
 UNIDENTIFIED = CustomerAccount("ATTENTE", "Encaissements non identifiés")
 _NUMBER = re.compile(r"^(?P<prefix>.*?)(?P<year>\d{4})-(?P<seq>\d{6})$")
@@ -133,11 +134,13 @@ class BooksService:
 
         on_receipts = not seller.vat_on_debits
         documents: dict[str, SalesDocument] = {}
+        deposit_ids = {d for inv in invoices.values() for d in getattr(inv, "deposit_invoice_ids", ())} - set(invoices)
+        deposits = {**self._ledger.get_invoices(deposit_ids), **invoices} if deposit_ids else invoices
         for inv in invoices.values():
             if inv.status == DRAFT or inv.number is None or inv.issue_date is None:
                 continue
-            documents[inv.id] = SalesDocument.from_invoice(inv, account(inv.customer_id), vat_on_receipts=on_receipts,
-                                                           exchange_rate=rate(inv.currency))
+            documents[inv.id] = _sales_document(inv, account(inv.customer_id), deposits, on_receipts,
+                                                rate(inv.currency))
         sales_docs = [documents[i] for i in sorted(sales, key=lambda i: (sales[i].issue_date, sales[i].number or ""))
                       if i in documents and not is_imported(sales[i])]
         received = []
@@ -157,6 +160,10 @@ class BooksService:
                                             amount=p.amount, allocations=tuple(allocations), reference=p.id,
                                             via_stripe=p.source == "stripe", exchange_rate=rate(p.currency)))
         discounts, write_offs = [], []
+        # A write-off that comes with a credit note (dunning's write_off: the VAT is recovered through it) is
+        # booked by that credit note in the sales journal; only a bare write-off goes to 654 here.
+        written_off = [i.id for i in invoices.values() if i.amount_written_off]
+        with_credit_note = set(self._ledger.get_refs(WRITE_OFF_REF, written_off)) if written_off else set()
         for inv in invoices.values():
             if not inv.ledger_history:
                 continue
@@ -164,6 +171,8 @@ class BooksService:
             doc = documents.get(inv.id)
             for n, e in enumerate(history.entries):
                 if e.kind not in (DISCOUNT, WRITE_OFF) or not start <= e.on <= end:
+                    continue
+                if e.kind == WRITE_OFF and inv.id in with_credit_note:
                     continue
                 amount = Money(e.amount, inv.currency)
                 adj = Adjustment(id=f"{inv.id}:{e.kind}:{n}", date=e.on, customer=account(inv.customer_id),
@@ -265,3 +274,29 @@ class BooksService:
         reads["payouts"] = len(out)
         return out
 
+
+def _sales_document(inv: Invoice, customer: CustomerAccount, known: Mapping[str, Invoice], vat_on_receipts: bool,
+                    exchange_rate: Decimal | None) -> SalesDocument:
+    """The sales document of an issued invoice; a final invoice deducting paid deposits (BT-113) debits the
+    deposits' net to the advances account (4191) and their VAT back, so the customer is debited what is payable
+    and the VAT of the deposits is not collected twice."""
+    prepaid = inv.totals.prepaid
+    if prepaid.is_zero:
+        return SalesDocument.from_invoice(inv, customer, vat_on_receipts=vat_on_receipts, exchange_rate=exchange_rate)
+    whole = replace(inv, totals=replace(inv.totals, prepaid=Money.zero(inv.currency), payable=inv.totals.total))
+    doc = SalesDocument.from_invoice(whole, customer, vat_on_receipts=vat_on_receipts, exchange_rate=exchange_rate)
+    deposits = [known[d] for d in getattr(inv, "deposit_invoice_ids", ()) if d in known]
+    vat_by_rate: dict[Decimal, Money] = {}
+    if deposits and sum(d.totals.payable.amount for d in deposits) == prepaid.amount:
+        net = Money(sum(d.totals.tax_exclusive.amount for d in deposits), inv.currency)
+        for d in deposits:
+            for b in d.totals.vat_breakdown:
+                vat_by_rate[b.rate] = vat_by_rate.get(b.rate, Money.zero(inv.currency)) + b.tax_amount
+    else:  # deposits unknown here: split the prepaid amount like the invoice's own total
+        shares = vat_share(doc, prepaid)
+        for v in shares:
+            vat_by_rate[v.rate] = v.amount
+        net = prepaid - money_sum((v.amount for v in shares), inv.currency)
+    vat = tuple(VatAmount(v.rate, v.amount - vat_by_rate.get(v.rate, Money.zero(inv.currency))) for v in doc.vat)
+    return replace(doc, lines=doc.lines + (SalesLine(net=-net, kind=DEPOSIT, label=f"Acomptes déduits {inv.number}"),),
+                   vat=tuple(v for v in vat if not v.amount.is_zero), total=inv.totals.payable)

@@ -111,6 +111,16 @@ def test_early_payment_discounted_amount_inside_the_window_settles_the_invoice(w
     assert world.bank.get(entry.id).discounts[0]["amount"] == "24.00"
 
 
+def test_a_common_first_word_is_narrowed_to_find_the_debtor_by_name(world):
+    # 60 bakeries: the first word alone fills a page of the name index
+    bakeries = [world.customer(f"Boulangerie {n:03d} SARL") for n in range(60)]
+    target = bakeries[57]
+    inv = world.issued(target.id, "80.00", on=date(2026, 3, 1))
+    [entry] = world.import_statement(statement(credit("96.00", debtor="BOULANGERIE 057", ustrd="VIR"))).entries
+    assert (entry.rule, entry.customer_id) == ("customer_exact_amount", target.id)
+    assert world.invoice(inv.id).status == PAID
+
+
 def test_an_overpayment_leaves_the_excess_as_the_customers_credit(world):
     c = world.customer()
     inv = world.issued(c.id, "100.00", on=date(2026, 3, 1))

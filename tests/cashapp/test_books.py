@@ -171,3 +171,31 @@ def test_a_foreign_currency_needs_its_rate_and_periods_are_checked():
             parse_rates(bad)
     with pytest.raises(ValidationError):
         w.books.export(date(2026, 3, 31), date(2026, 3, 1))
+
+
+def test_a_final_invoice_deducting_a_paid_deposit_debits_the_advances_and_the_deposits_vat():
+    w = World(now=datetime(2026, 4, 2, 9, tzinfo=timezone.utc))
+    c = w.customer()
+    deposit = w.issued(c.id, "300.00", on=date(2026, 3, 2), kind="deposit")  # 360.00: 4191 credited 300
+    w.payments.record({"customer_id": c.id, "amount": "360.00", "method": "bank_transfer",
+                       "received_on": "2026-03-03", "allocations": [{"invoice_id": deposit.id, "amount": "360.00"}]},
+                      CLERK_ACTOR)
+    final = w.issued(c.id, "1000.00", on=date(2026, 3, 20))                  # 1200.00, of which 360.00 prepaid
+    uow = UnitOfWork(actor=CLERK_ACTOR, now=w.clock.now())
+    deducted = replace(final.with_prepaid(EUR("360.00"), w.clock.now()), deposit_invoice_ids=(deposit.id,))
+    uow.save_invoice(final, deducted, on=date(2026, 3, 20))
+    w.ledger.commit(uow)
+    rows = parse_fec(w.books.export(*MARCH).fec())
+    lines = {sides(r) for r in rows if r["PieceRef"] == final.number}
+    assert lines == {("411", "840,00", "-"), ("4191", "300,00", "-"), ("706", "-", "1000,00"),
+                     ("44574", "-", "140,00")}
+    assert all(d == c for d, c in journals(rows).values())
+
+
+def test_a_write_off_with_its_credit_note_is_booked_once_by_the_credit_note(month):
+    w, docs = month
+    uow = UnitOfWork(actor=CLERK_ACTOR, now=w.clock.now())
+    uow.put_ref("write_off", docs["c"].id, docs["note"].id)  # as dunning's write-off records it
+    w.ledger.commit(uow)
+    rows = parse_fec(w.books.export(*MARCH).fec())
+    assert not [r for r in rows if r["CompteNum"] == "654"]
