@@ -11,7 +11,7 @@ from chalice import Blueprint, Response
 from .. import wiring
 from ..domain.auth import CLERK, READER
 from ..domain.errors import BadRequest
-from .bank import MAX_FILE_BYTES, content_type, file_body
+from .bank import content_type, file_body
 from .http import JSON_HEADERS, Ctx, endpoint
 
 books_bp = Blueprint(__name__)
@@ -77,5 +77,3 @@ def export_fec(ctx: Ctx) -> Any:
         headers["X-Export-Warnings"] = str(len(export.warnings))
     return Response(body=body, status_code=200, headers=headers)
 
-
-__all__ = ["books_bp", "MAX_FILE_BYTES"]

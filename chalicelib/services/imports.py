@@ -35,7 +35,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Mapping, Sequence
 
 from ..domain.aggregates import merge_deltas

@@ -8,7 +8,6 @@ import base64
 import time
 from datetime import date, timedelta
 
-import pytest
 import requests
 
 from chalicelib.domain.fec import FEC_COLUMNS, parse_fec

@@ -3,7 +3,6 @@ chunks, conflicts, returns, payouts, the review list and the clerk's allocation.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -13,7 +12,7 @@ from chalicelib.domain import creditor_reference
 from chalicelib.domain.bank_transaction import transaction_id
 from chalicelib.domain.errors import InvalidTransition, ValidationError
 from chalicelib.domain.invoice import OPEN, PAID
-from chalicelib.services.ports import CommitConflict, UnitOfWork
+from chalicelib.services.ports import UnitOfWork
 from tests.cashapp.world import CLERK_ACTOR, EUR, World
 from tests.unit.bank_samples import (CUSTOMER2_IBAN, CUSTOMER_IBAN, OTHER_IBAN, camt053, camt054, ntry, tx)
 
@@ -458,3 +457,23 @@ def _csv_file(*, number, customer_ref, total, name, email):
             "vat_amount;amount_incl_vat\n"
             f"{number};{customer_ref};{name};{email};2026-01-15;2026-02-14;EUR;{net};{vat};{total}\n")
     return ImportFile("legacy.csv", text.encode())
+
+
+def test_a_statement_is_read_matched_and_written_slice_by_slice(world, monkeypatch):
+    import chalicelib.services.bank as bank_module
+
+    monkeypatch.setattr(bank_module, "MATCH_SLICE", 2)
+    c = world.customer()
+    inv = world.issued(c.id, "100.00", on=date(2026, 3, 1))           # 120.00
+    others = [world.issued(c.id, "10.00", on=date(2026, 3, 1)) for _ in range(3)]
+    entries = [credit("12.00", debtor="M", ustrd=o.number) for o in others]
+    entries += [credit("50.00", debtor="M", ustrd=inv.number), credit("50.00", debtor="M", ustrd=inv.number,
+                                                                      booking=date(2026, 3, 13)),
+                credit("50.00", debtor="M", ustrd=inv.number, booking=date(2026, 3, 14))]
+    dry = world.import_statement(statement(*entries, day=date(2026, 3, 14)), dry_run=True)
+    # slices see what earlier slices took: 50 + 50 + 20 allocated, 30 left as credit, even in a dry run
+    assert [e.allocations[0]["amount"] if e.allocations else None for e in dry.entries[3:]] == ["50.00", "50.00",
+                                                                                               "20.00"]
+    report = world.import_statement(statement(*entries, day=date(2026, 3, 14)))
+    assert [e.unapplied for e in report.entries[3:]] == [EUR("0.00"), EUR("0.00"), EUR("30.00")]
+    assert world.invoice(inv.id).status == PAID

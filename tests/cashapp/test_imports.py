@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from chalicelib.domain.aggregates import AggregateKey
 from chalicelib.domain.errors import BadRequest, ValidationError
 from chalicelib.domain.invoice import OPEN
 from chalicelib.domain.receivable_import import IMPORTED_SERIES
 from chalicelib.services.imports import ImportFile, parse_request
-from chalicelib.services.ports import CommitConflict
 from tests.cashapp.world import CLERK_ACTOR, EUR, World
 
 EXAMPLES = Path(os.environ.get("EINVOICE_EXAMPLES", Path(__file__).resolve().parents[3] / "shared" / "einvoice"

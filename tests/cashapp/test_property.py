@@ -9,14 +9,13 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.domain import creditor_reference
 from chalicelib.domain.bank_transaction import transaction_id
 from chalicelib.domain.money import Money
-from chalicelib.services.ports import RefRecord, UnitOfWork
+from chalicelib.services.ports import UnitOfWork
 from tests.cashapp.world import World
 from tests.unit.bank_samples import camt053, ntry, tx
 
