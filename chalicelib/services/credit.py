@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Callable, Mapping
 
-from ..domain.aggregates import (PORTFOLIO, YEAR, AggregateView, ReceivableHistory, month_key, year_key)
+from ..domain.aggregates import AggregateView, ReceivableHistory, month_key, year_key
 from ..domain.auth import Actor
 from ..domain.collections import PROMISE_BROKEN, PROMISE_KEPT, TASK_DONE, Promise
 from ..domain.errors import ValidationError
@@ -50,6 +50,8 @@ FINANCE_FIELDS = ("risk", "credit", "forecast")
 FORECAST_FIELDS = ("window_days", "half_life_days", "full_credibility_payments", "sepa_settlement_days",
                    "dispute_delay_days", "overdue_extra_days")
 CREDIT_LIMIT_EXCEEDED = "customer.credit_limit_exceeded"
+# Report aggregates are read from this year on; the reconciliation reports any history before it.
+LEDGER_FIRST_YEAR = 2000
 
 
 # -- finance settings (admin-editable document) -------------------------------------------------
@@ -261,18 +263,17 @@ class CreditService:
 
     # -- exposure ---------------------------------------------------------------------------------
     def exposure(self, customer: Customer, currency: str, as_of: date | None = None) -> Exposure:
-        """Open receivables of ``customer`` in ``currency`` (customer-scope aggregates) minus unapplied cash."""
+        """Open receivables of ``customer`` in ``currency`` (customer-scope aggregates: one BatchGetItem of its
+        year items and the current month item) minus the unapplied cash of its payments."""
         day = as_of or self.today()
-        years = self._ledger.query_aggregates(currency, customer.id, grain=YEAR, end=f"{day.year:04d}")
-        first = min((int(k.period) for k in years), default=day.year)
-        month = self._ledger.get_aggregates([month_key(currency, customer.id, day)])
-        planned = frozenset([*(year_key(currency, customer.id, y) for y in range(first, day.year + 1)),
-                             month_key(currency, customer.id, day)])
-        view = AggregateView(currency, customer.id, first, {**years, **month}, planned)
+        keys = frozenset([*(year_key(currency, customer.id, y) for y in range(LEDGER_FIRST_YEAR, day.year + 1)),
+                          month_key(currency, customer.id, day)])
+        items = self._ledger.get_aggregates(sorted(keys))
+        view = AggregateView(currency, customer.id, LEDGER_FIRST_YEAR, items, keys)
         pays, read = all_pages(lambda c: self._ledger.query_payments(
             PaymentQuery(customer_id=customer.id, unapplied=True, currency=currency, limit=200, cursor=c)))
         cash = sum(p.unapplied.amount for p in pays)
-        return Exposure(currency, view.receivables(day), cash, len(years) + len(month) + read)
+        return Exposure(currency, view.receivables(day), cash, len(items) + read)
 
     def oldest_overdue_days(self, customer_id: str, currency: str | None, today: date) -> int:
         """Days past due of the customer's oldest open invoice (its open invoices, on the customer index)."""
@@ -416,9 +417,3 @@ def local_day(at: datetime, tz: str) -> date:
     from zoneinfo import ZoneInfo
 
     return at.astimezone(ZoneInfo(tz)).date()
-
-
-def portfolio_first_year(ledger: Ledger, currency: str, upto: int) -> tuple[int, dict[Any, dict[str, int]]]:
-    """First year of the ledger in ``currency`` (from the portfolio's year items, one Query) and those items."""
-    years = ledger.query_aggregates(currency, PORTFOLIO, grain=YEAR, end=f"{upto:04d}")
-    return min((int(k.period) for k in years), default=upto), years

@@ -28,7 +28,7 @@ from ..domain.aggregates import (PORTFOLIO, AggregateKey, ReceivableHistory, agi
                                  deltas_for_history, drift, is_receivable, merge_deltas)
 from ..domain.kpis import aging_of
 from ..observability import count, logger
-from .credit import all_pages, history_of
+from .credit import LEDGER_FIRST_YEAR, all_pages, history_of
 from .ports import Clock, InvoiceQuery, Ledger
 from .settings import SettingsService
 
@@ -121,6 +121,11 @@ class ReconcileService:
             cursor = page.next_cursor
             if not cursor:
                 break
+        early = sorted({k.period for k in portfolio if k.grain == "y" and int(k.period) < LEDGER_FIRST_YEAR})
+        if early:  # the reports read aggregates from LEDGER_FIRST_YEAR on: older history would be missed
+            report.drift_count += 1
+            report.drift.append({"problem": f"history before {LEDGER_FIRST_YEAR} (years {', '.join(early)}): "
+                                            "the reports would leave it out"})
         for currency in sorted({k.currency for k in portfolio} | set(open_items)):
             self._compare(report, portfolio, currency, PORTFOLIO)
             first = min((int(k.period) for k in portfolio if k.currency == currency and k.grain == "y"),

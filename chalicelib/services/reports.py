@@ -4,9 +4,9 @@ What each report reads (``items_read`` in every response counts the DynamoDB
 items it read; docs/finance.md has the table):
 
 - **aging** (portfolio or one customer, as of any date, with month-end
-  snapshots): the report aggregates only. One Query returns the year items of
-  the (currency, scope) up to the as-of year, one BatchGetItem the <= 8 month
-  and late-detail items around the as-of date: *years + 8 items*, whatever the
+  snapshots): the report aggregates only, in one BatchGetItem: the year items
+  of the (currency, scope) up to the as-of year and the <= 8 month and
+  late-detail items around the as-of date: *years + 8 items*, whatever the
   number of invoices. Month-end snapshots add the month items of their windows.
 - **aging by customer**: a page of customers (the name index) and, per
   customer, its own aggregate scope (years + 8 items each): O(page size).
@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any, Callable, Iterable, Sequence
 
-from ..domain.aggregates import (PAYMENT, PORTFOLIO, YEAR, AggregateKey, AggregateView, aging_read_keys,
+from ..domain.aggregates import (PAYMENT, PORTFOLIO, AggregateKey, AggregateView, aging_read_keys,
                                  aging_read_keys_many, monthly_read_keys, period_read_keys)
 from ..domain.collections import DISPUTE_OPEN, PLAN_ACTIVE, PROMISE_ACTIVE, Dispute as DisputeRecord
 from ..domain.errors import ValidationError
@@ -45,7 +45,7 @@ from ..domain.kpis import (Aging, MonthSales, PaidInvoice, PaymentPart, add_mont
 from ..domain.money import Money, check_currency
 from ..domain.payer_profile import PaidInvoiceRecord, derive_profile
 from ..domain.statement import paid_on
-from .credit import FinanceSettingsService, all_pages, history_of, local_day
+from .credit import LEDGER_FIRST_YEAR, FinanceSettingsService, all_pages, history_of, local_day
 from .ports import Clock, InvoiceQuery, Ledger, PaymentQuery
 from .settings import SettingsService
 
@@ -75,16 +75,18 @@ class ReportService:
 
     # -- aggregates -----------------------------------------------------------------------------
     def _load(self, currency: str, scope: str, upto: date, plan: Callable[[int], Iterable[AggregateKey]],
-              floor_year: int | None = None) -> Loaded:
-        """One Query for the scope's year items up to ``upto``, one batch read for the rest of the plan."""
-        years = self._ledger.query_aggregates(currency, scope, grain=YEAR, end=f"{upto.year:04d}")
-        first = min((int(k.period) for k in years), default=upto.year)
-        if floor_year is not None:
-            first = min(first, floor_year)  # earlier years are planned but known to be absent
+              first_year: int = 0) -> Loaded:
+        """One BatchGetItem for the whole read plan, year keys from :data:`LEDGER_FIRST_YEAR` on.
+
+        Only the year items that exist come back (absent keys cost a key, not an item), so the items
+        read stay *years of history + the plan's month items*; asking for every year from the floor
+        saves the Query that would find the first one (one round trip instead of two)."""
+        if upto.year < LEDGER_FIRST_YEAR:
+            raise ValidationError(f"reports start on {LEDGER_FIRST_YEAR}-01-01", field="as_of")
+        first = first_year or LEDGER_FIRST_YEAR
         keys = frozenset(plan(first))
-        rest = self._ledger.get_aggregates(sorted(k for k in keys if k.grain != YEAR))
-        items = {**{k: v for k, v in years.items() if k in keys}, **rest}
-        return Loaded(AggregateView(currency, scope, first, items, keys), len(years) + len(rest))
+        items = self._ledger.get_aggregates(sorted(keys))
+        return Loaded(AggregateView(currency, scope, first, items, keys), len(items))
 
     def _scope(self, customer_id: str | None) -> str:
         if customer_id:
@@ -113,7 +115,8 @@ class ReportService:
         currency = check_currency(currency)
         portfolio = self._load(currency, PORTFOLIO, as_of,
                                lambda first: aging_read_keys(currency, PORTFOLIO, as_of, first))
-        first = portfolio.view.first_year
+        # a customer's history cannot start before the portfolio's: its year keys start there
+        first = min((int(k.period) for k in portfolio.view.items if k.grain == "y"), default=as_of.year)
         page = self._ledger.list_customers(limit=limit, cursor=cursor)
         plans = {c.id: aging_read_keys(currency, c.id, as_of, first) for c in page.items}
         items = self._ledger.get_aggregates([k for keys in plans.values() for k in keys])
@@ -138,13 +141,13 @@ class ReportService:
         start = as_of - timedelta(days=days - 1)
         last_month = month_start(as_of) if as_of == month_end(as_of) else add_months(as_of, -1)
         months_back = SERIES_POINTS + COUNTBACK_MONTHS
-        oldest = min(add_months(last_month, -(months_back - 1)), add_months(as_of, -COUNTBACK_MONTHS))
 
         def plan(first: int) -> set[AggregateKey]:
             return {*period_read_keys(currency, scope, start, as_of, first),
                     *monthly_read_keys(currency, scope, last_month, months_back, first)}
 
-        loaded = self._load(currency, scope, as_of, plan, floor_year=oldest.year)
+        # the series and its countback look 36 months back: plan (absent) years before the floor too
+        loaded = self._load(currency, scope, as_of, plan, first_year=LEDGER_FIRST_YEAR - 3)
         view = loaded.view
         figures = view.period_figures(start, as_of)
         this_month = month_start(as_of)

@@ -46,3 +46,39 @@ def fapi(calendar: Calendar) -> Iterator[Api]:
     wiring.settings().put_seller(SELLER_INPUT, Actor.system("tests"))
     with Client(chalice_app, stage_name="local") as client:
         yield Api(client, secret)
+
+
+@pytest.fixture
+def indexed_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Like ``stack``, on a moto server of its own that answers Query from the queried partition
+    (benchmarks/moto_indexed.py): moto sorts the whole table for every Query, which would make a test
+    over thousands of invoices measure the emulator. Same results, same pagination."""
+    import subprocess
+    import sys
+
+    from infra.local.bootstrap import create_resources, local_env
+    from infra.local.run import free_port, wait_for_http
+    from tests.conftest import PROJECT_DIR
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.moto_indexed", "--port", str(port)], cwd=PROJECT_DIR,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_http(f"{endpoint}/moto-api/data.json", proc=proc)
+        env = local_env(endpoint, "http://127.0.0.1:8000")
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        create_resources(endpoint, env)
+        from chalicelib import wiring
+
+        wiring.reset()
+        yield endpoint
+        wiring.reset()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

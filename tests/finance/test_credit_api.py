@@ -1,0 +1,114 @@
+"""Credit management through the API: holds refused and overridden (audited), manual holds,
+the on-hold list, the credit check at order time, the credit_limit_exceeded event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import CUSTOMER_INPUT, line
+
+pytestmark = pytest.mark.usefixtures("fapi")
+
+
+@pytest.fixture
+def customer(fapi: Any, calendar: Any) -> str:
+    """Limit 5,000.00; one open invoice of 2,400.00 issued 2026-02-10, due 2026-03-12; today 2026-03-31."""
+    calendar.on("2026-02-10")
+    r = fapi.post("/customers", {**CUSTOMER_INPUT, "name": "Alpha SARL", "credit_limit": "5000.00"})
+    cid = r.data["id"]
+    draft = fapi.post("/invoices", {"customer_id": cid, "lines": [line(unit_price="2000.00")]})
+    assert fapi.post(f"/invoices/{draft.data['id']}/issue").status_code == 200
+    calendar.on("2026-03-31")
+    return cid
+
+
+def _events(types: tuple[str, ...]) -> list[dict[str, Any]]:
+    from datetime import datetime, timezone
+
+    from chalicelib import wiring
+
+    return [m.payload for m in wiring.ledger().pending_outbox(datetime(2100, 1, 1, tzinfo=timezone.utc), limit=500)
+            if m.topic == "event" and m.payload["type"] in types]
+
+
+def test_credit_check_at_order_time(fapi, customer):
+    r = fapi.get(f"/customers/{customer}/credit-check?amount=2600.00")
+    assert r.status_code == 200, r.data
+    assert (r.data["allowed"], r.data["exposure"], r.data["headroom"], r.data["headroom_after"]) == (
+        True, "2400.00", "2600.00", "0.00")
+    r = fapi.get(f"/customers/{customer}/credit-check?amount=2600.01")
+    assert (r.data["allowed"], r.data["code"]) == (False, "credit_hold")
+    assert [x["code"] for x in r.data["reasons"]] == ["credit_limit_exceeded"]
+    assert fapi.get(f"/customers/{customer}/credit-check?amount=abc").status_code == 400
+
+
+def test_draft_over_the_limit_is_refused_then_overridden_and_audited(fapi, customer):
+    body = {"customer_id": customer, "lines": [line(unit_price="2500.00")]}   # 3,000.00 with VAT
+    r = fapi.post("/invoices", body)
+    assert r.status_code == 422 and r.data["code"] == "credit_hold" and r.data["field"] == "customer_id"
+    assert r.data["details"]["reasons"] == ["credit_limit_exceeded"]
+    assert "5400.00" in r.data["message"] and "override" in r.data["message"]
+    assert fapi.get(f"/invoices?customer_id={customer}&status=draft").data["data"] == []   # nothing written
+    r = fapi.post("/invoices", {**body, "credit_override": {}})
+    assert r.status_code == 422 and r.data["field"] == "credit_override.reason"
+    r = fapi.post("/invoices", {**body, "credit_override": {"reason": "CFO agreed, bank guarantee received"}})
+    assert r.status_code == 201, r.data
+    audit = fapi.get(f"/audit?entity_type=customer&entity_id={customer}").data["data"]
+    override = [a for a in audit if a["action"] == "credit.override"]
+    assert len(override) == 1 and override[0]["actor"] == "test-admin"
+    assert override[0]["after"]["override"] == {"by": "test-admin", "reason": "CFO agreed, bank guarantee received"}
+    assert override[0]["after"]["invoice_id"] == r.data["id"]
+    # issuing it takes exposure from 2,400.00 to 5,400.00: the event for sales and the ERP
+    assert fapi.post(f"/invoices/{r.data['id']}/issue").status_code == 200
+    exceeded = _events(("customer.credit_limit_exceeded",))
+    assert len(exceeded) == 1
+    data = exceeded[0]["data"]
+    assert {k: data[k] for k in ("customer_id", "credit_limit", "exposure_before", "exposure", "excess")} == {
+        "customer_id": customer, "credit_limit": "5000.00", "exposure_before": "2400.00", "exposure": "5400.00",
+        "excess": "400.00"}
+
+
+def test_overdue_invoices_hold_new_drafts_past_the_configured_days(fapi, customer, calendar):
+    small = {"customer_id": customer, "lines": [line(unit_price="10.00")]}
+    assert fapi.post("/invoices", small).status_code == 201          # 19 days overdue <= 30
+    assert fapi.put("/settings/finance", {"credit": {"max_overdue_days": 15}}).status_code == 200
+    from chalicelib import wiring
+
+    wiring.finance_settings()._cached = None
+    r = fapi.post("/invoices", small)
+    assert r.status_code == 422 and r.data["details"]["reasons"] == ["overdue_invoices"]
+    assert r.data["details"]["oldest_overdue_days"] == 19
+    # delivered work is invoiced anyway (French law), flagged in the audit trail
+    r = fapi.post("/invoices", {**small, "delivery_date": "2026-03-30"})
+    assert r.status_code == 201
+    audit = fapi.get(f"/audit?entity_type=customer&entity_id={customer}").data["data"]
+    assert [a["after"]["delivered_work"] for a in audit if a["action"] == "credit.flagged"] == [True]
+
+
+def test_manual_hold_and_the_on_hold_list(fapi, customer):
+    other = fapi.post("/customers", {**CUSTOMER_INPUT, "name": "Beta SAS"}).data["id"]
+    assert fapi.get("/customers?on_hold=true").data["data"] == []
+    r = fapi.put(f"/customers/{customer}/hold", {"on_hold": True})
+    assert r.status_code == 422 and r.data["field"] == "reason"
+    r = fapi.put(f"/customers/{customer}/hold", {"on_hold": True, "reason": "Litige en cours"})
+    assert r.status_code == 200 and r.data["on_hold"] and r.data["hold_by"] == "test-admin"
+    listed = fapi.get("/customers?on_hold=true").data["data"]
+    assert [c["id"] for c in listed] == [customer] and listed[0]["hold_reason"] == "Litige en cours"
+    r = fapi.post("/invoices", {"customer_id": customer, "lines": [line(unit_price="1.00")]})
+    assert r.status_code == 422 and r.data["details"]["reasons"] == ["manual_hold"]
+    assert fapi.post("/invoices", {"customer_id": other, "lines": [line(unit_price="1.00")]}).status_code == 201
+    check = fapi.get(f"/customers/{customer}/credit-check?amount=1.00").data
+    assert (check["hold"], check["on_hold"], check["hold_reason"]) == (True, True, "Litige en cours")
+    assert fapi.put(f"/customers/{customer}/hold", {"on_hold": False}).data["on_hold"] is False
+    assert fapi.get("/customers?on_hold=true").data["data"] == []
+    actions = [a["action"] for a in fapi.get(f"/audit?entity_type=customer&entity_id={customer}").data["data"]]
+    assert actions.count("customer.hold") == 1 and actions.count("customer.release") == 1
+
+
+def test_a_reader_cannot_put_a_customer_on_hold(fapi, customer):
+    key = fapi.post("/api-keys", {"name": "bi", "role": "reader"}).data["secret"]
+    r = fapi.put(f"/customers/{customer}/hold", {"on_hold": True, "reason": "x"}, key=key)
+    assert r.status_code == 403
+    assert fapi.get(f"/customers/{customer}/credit-check?amount=1", key=key).status_code == 200
