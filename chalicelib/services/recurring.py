@@ -167,7 +167,7 @@ class RecurringService:
         while len(report.issued) < max_invoices:
             page = self._ledger.list_schedules(due_before=as_of + timedelta(days=1), limit=100, cursor=cursor)
             for schedule in page.items:
-                if schedule.id in seen:
+                if schedule.id in seen or len(report.issued) >= max_invoices:
                     continue
                 seen.add(schedule.id)
                 self._run_schedule(schedule, as_of, report)
@@ -181,7 +181,7 @@ class RecurringService:
     def _run_schedule(self, schedule: RecurringSchedule, as_of: date, report: RunReport) -> None:
         for period in schedule.due_periods(as_of):
             try:
-                invoice, flags = self._issue_period(schedule.id, period)
+                invoice, flags = self._issue_period(schedule, period)
             except _AlreadyBilled as done:
                 report.skipped.append({"schedule_id": schedule.id, "period": period, "invoice_id": done.invoice_id})
                 continue
@@ -196,21 +196,22 @@ class RecurringService:
                                   "number": invoice.number, "total": str(invoice.totals.total),
                                   "currency": invoice.currency, "flags": list(flags)})
 
-    def _issue_period(self, schedule_id: str, period: str) -> tuple[Invoice, tuple[str, ...]]:
-        schedule = self._ledger.get_schedule(schedule_id)
-        marker = self._ledger.get_ref(PERIOD_REF, f"{schedule_id}#{period}")
-        if marker is not None:
-            raise _AlreadyBilled(marker.target)
-        if schedule.next_run is None or period not in schedule.due_periods(schedule.next_run):
-            raise _AlreadyBilled(schedule.last_invoice_id)
+    def _issue_period(self, schedule: RecurringSchedule, period: str) -> tuple[Invoice, tuple[str, ...]]:
+        """Issue ``period`` of ``schedule`` (as listed), or raise ``_AlreadyBilled``.
+
+        The schedule is read again inside the issue transaction: its ``next_run`` moves in the same
+        transaction as the period marker, so a period it has moved past is billed (the marker, which
+        must not exist, catches a concurrent run at commit)."""
+        schedule_id = schedule.id
         draft = new_draft(new_id("inv"), schedule.invoice_draft(period), customer_currency=schedule.currency,
                           now=self._clock.now())
         context = RunContext(schedule, period)
 
         def prepare(invoice: Invoice, customer: Customer, seller: SellerProfile, uow: UnitOfWork) -> Invoice:
             current = self._ledger.get_schedule(schedule_id)
-            if self._ledger.get_ref(PERIOD_REF, f"{schedule_id}#{period}") is not None:
-                raise _AlreadyBilled(None)
+            if current.next_run is None or period not in current.due_periods(current.next_run):
+                marker = self._ledger.get_ref(PERIOD_REF, f"{schedule_id}#{period}")
+                raise _AlreadyBilled(marker.target if marker else current.last_invoice_id)
             context.schedule, context.flags = current, []
             for hook in self.hooks.run_hooks:
                 invoice = hook(invoice, customer, seller, uow, context)
@@ -225,7 +226,8 @@ class RecurringService:
             invoice = self._invoices.issue_new(draft, JOB_ACTOR, prepare=prepare)
         except CommitConflict as exc:
             if f"ref:{PERIOD_REF}" in exc.failed:
-                raise _AlreadyBilled(None) from None
+                marker = self._ledger.get_ref(PERIOD_REF, f"{schedule_id}#{period}")
+                raise _AlreadyBilled(marker.target if marker else None) from None
             raise
         return invoice, tuple(context.flags)
 

@@ -8,6 +8,7 @@ import pytest
 
 from chalicelib.domain.errors import ValidationError
 from chalicelib.domain.recurring import ENDED, new_schedule, run_date
+from chalicelib.services.recurring import RunReport
 
 from .harness import CLERK_ACTOR, build
 
@@ -67,10 +68,15 @@ def test_a_marker_written_by_a_concurrent_run_is_respected():
     schedule, _ = h.recurring.create({"customer_id": c.id, "lines": [LINE], "day_of_month": 2}, CLERK_ACTOR)
     from chalicelib.services.ports import UnitOfWork
 
+    # another run billed the period after this one listed the schedule: its marker and the schedule's move
+    # commit together
+    listed = h.ledger.list_schedules(due_before=date(2026, 3, 3)).items
     uow = UnitOfWork(actor=CLERK_ACTOR, now=h.clock.now())
     uow.put_ref("recurring", f"{schedule.id}#2026-03", "inv_other_run")
+    uow.save(schedule.billed("2026-03", "inv_other_run", h.clock.now()))
     h.ledger.commit(uow)
-    report = h.recurring.run(date(2026, 3, 2))
+    report = RunReport(as_of="2026-03-02")
+    h.recurring._run_schedule(listed[0], date(2026, 3, 2), report)
     assert report.to_dict()["issued"] == 0 and report.skipped[0]["invoice_id"] == "inv_other_run"
     assert h.ledger.get_counter("F#2026") == 0
 
@@ -142,3 +148,16 @@ def test_a_failing_period_is_reported_and_retried_by_the_next_run():
     report = h.recurring.run(date(2026, 3, 3))
     assert report.to_dict()["failed"] == 1 and h.ledger.get_counter("F#2026") == 0
     assert h.recurring.run(date(2026, 3, 3)).to_dict()["issued"] == 1
+
+
+def test_two_jobs_at_once_issue_each_period_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    h = build()
+    c = h.customer()
+    for _ in range(6):
+        h.recurring.create({"customer_id": c.id, "lines": [LINE], "day_of_month": 5}, CLERK_ACTOR)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        reports = list(pool.map(lambda _: h.recurring.run(date(2026, 3, 5)), range(3)))
+    assert sum(len(r.issued) for r in reports) == 6 and all(not r.failed for r in reports)
+    assert h.ledger.get_counter("F#2026") == 6

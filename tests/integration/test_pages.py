@@ -262,6 +262,8 @@ def test_epc_qr_payload_is_segnos_bcd_payload_with_iban_amount_and_reference(pay
     invoice = issued(ps, new_customer(ps)["id"])
     resp = page(ps, f"/pay/{token(invoice)}")
     assert resp.text.count("<svg") == 1 and 'class="qr"' in resp.text
+    # a French seller's USD invoice states its VAT in EUR too (docs/einvoicing.md): the rate comes from settings
+    ps["http"].put(f"{ps['api_url']}/settings/einvoicing", json={"exchange_rates": {"USD": {"rate": "0.92"}}})
     usd = issued(ps, new_customer(ps, currency="USD", email="us@example.com")["id"])
     usd_page = page(ps, f"/pay/{token(usd)}")
     assert usd_page.status_code == 200 and "<svg" not in usd_page.text and "IBAN" in usd_page.text
