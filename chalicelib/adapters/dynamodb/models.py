@@ -236,47 +236,6 @@ ALL_MODELS: tuple[type[TableItem], ...] = (TableItem, CustomerItem, InvoiceItem,
                                            RefItem, IntentItem, TaskItem, DisputeItem, PromiseItem, PlanItem)
 
 
-class ScheduleItem(TableItem):
-    """A monthly recurring billing schedule (issue 3)."""
-
-    status = UnicodeAttribute()
-    customer_id = UnicodeAttribute()
-    data = JSONAttribute()
-
-
-ALL_MODELS = ALL_MODELS + (ScheduleItem,)
-
-
-class BankTransactionItem(TableItem):
-    """A bank statement transaction (cash application); the id derives from its statement key."""
-
-    status = UnicodeAttribute()
-    customer_id = UnicodeAttribute(null=True)
-    booking_date = UnicodeAttribute()
-    data = JSONAttribute()
-
-
-class ImportItem(TableItem):
-    """An import of existing receivables and its progress."""
-
-    status = UnicodeAttribute()
-    data = JSONAttribute()
-
-
-ALL_MODELS = ALL_MODELS + (BankTransactionItem, ImportItem)
-
-
-class ScheduleItem(TableItem):
-    """A monthly recurring billing schedule (issue 3)."""
-
-    status = UnicodeAttribute()
-    customer_id = UnicodeAttribute()
-    data = JSONAttribute()
-
-
-ALL_MODELS = ALL_MODELS + (ScheduleItem,)
-
-
 class BankTransactionItem(TableItem):
     """A bank statement transaction (cash application); the id derives from its statement key."""
 
