@@ -166,7 +166,11 @@ def credit_notes() -> Any:
 def recurring() -> Any:
     from .services.recurring import RecurringService
 
-    return RecurringService(ledger(), clock(), invoices(), lambda: settings().timezone())
+    from .services.recurring import RecurringHooks
+
+    return RecurringService(ledger(), clock(), invoices(), lambda: settings().timezone(),
+                            RecurringHooks(schedule_guards=[credit().schedule_guard],        # credit holds (issue 6)
+                                           run_hooks=[credit().recurring_run_hook]))
 
 
 def _render_mail(name: str, lang: str, **context: Any) -> Any:

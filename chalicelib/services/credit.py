@@ -322,15 +322,36 @@ class CreditService:
         decision.raise_if_refused()
         return self._recorder(decision, customer, {"invoice_id": draft.id, "kind": draft.kind}, actor)
 
-    def recurring_guard(self, customer: Customer, amount: Money, data: Mapping[str, Any], actor: Actor, *,
-                        delivered_work: bool = False, subject: dict[str, Any] | None = None,
-                        ) -> tuple[CreditDecision, Callable[[UnitOfWork], None] | None]:
-        """For recurring schedules: a new schedule is refused on hold unless overridden; an invoice of a
-        schedule for service already delivered passes and is flagged (``decision.flagged``)."""
+    def schedule_guard(self, schedule: Any, customer: Customer, data: Mapping[str, Any],
+                       actor: Actor) -> Callable[[UnitOfWork], None] | None:
+        """``RecurringHooks.schedule_guards``: a new recurring schedule whose monthly invoice would take the
+        customer over its limit, or for a customer on hold or with invoices too late, is refused (422
+        credit_hold) unless ``credit_override`` says why (audited with the schedule)."""
+        from ..domain.invoice import new_draft
+        from ..domain.recurring import period_of
+
         override = overdue_override(data.get("credit_override"), actor)
-        decision = self.check(customer, amount, override=override, delivered_work=delivered_work)
+        period = period_of(schedule.next_run or schedule.start)
+        monthly = new_draft("inv_check", schedule.invoice_draft(period), customer_currency=customer.currency,
+                            now=self._clock.now()).totals.payable
+        decision = self.check(customer, monthly, override=override)
         decision.raise_if_refused()
-        return decision, self._recorder(decision, customer, subject or {}, actor)
+        return self._recorder(decision, customer, {"schedule_id": schedule.id, "monthly_amount": str(monthly)},
+                              actor)
+
+    def recurring_run_hook(self, invoice: Invoice, customer: Customer, seller: Any, uow: UnitOfWork,
+                           context: Any) -> Invoice:
+        """``RecurringHooks.run_hooks``: a recurring invoice is never blocked (what was delivered must be
+        invoiced; the schedule was checked when it was created) but a hold flags it on the schedule, in the
+        run report and the audit trail (``credit.flagged``)."""
+        decision = self.check(customer, invoice.totals.payable, delivered_work=True)
+        for reason in decision.reasons:
+            context.flag(reason.code)
+        if decision.hold:
+            uow.audit("credit.flagged", "customer", customer.id, None,
+                      {"invoice_id": invoice.id, "schedule_id": context.schedule.id, "period": context.period,
+                       **decision.to_dict()})
+        return invoice
 
     def issue_hook(self, invoice: Invoice, customer: Customer, seller: Any, uow: UnitOfWork) -> Invoice:
         """``InvoiceHooks.on_issue``: the issue that takes exposure over the limit emits

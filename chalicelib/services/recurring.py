@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 
 PERIOD_REF = "recurring"
 JOB_ACTOR = Actor.system("recurring")
-ScheduleGuard = Callable[[RecurringSchedule, Customer, Mapping[str, Any], Actor], None]
+ScheduleGuard = Callable[[RecurringSchedule, Customer, Mapping[str, Any], Actor],
+                         "Callable[[UnitOfWork], None] | None"]
 RunHook = Callable[[Invoice, Customer, SellerProfile, UnitOfWork, "RunContext"], Invoice]
 
 
@@ -112,15 +113,19 @@ class RecurringService:
             customer_id = data.get("customer_id")
             customer = self._ledger.get_customer(customer_id if isinstance(customer_id, str) else "")
             now = self._clock.now()
-            schedule = new_schedule(schedule_id, data, customer_currency=customer.currency, today=self.today(),
-                                    now=now)
+            # credit_override is for the schedule guards (credit holds), not part of the schedule
+            schedule = new_schedule(schedule_id, {k: v for k, v in data.items() if k != "credit_override"},
+                                    customer_currency=customer.currency, today=self.today(), now=now)
             # the first invoice must be issuable: the same validation as a draft
             new_draft("inv_check", schedule.invoice_draft(_first_period(schedule)), customer_currency=customer.currency,
                       now=now)
-            for guard in self.hooks.schedule_guards:
-                guard(schedule, customer, data, actor)
+            # a guard raises to refuse; it may return a function adding writes (an override's audit)
+            records = [guard(schedule, customer, data, actor) for guard in self.hooks.schedule_guards]
             uow = UnitOfWork(actor=actor, now=now)
             schedule = uow.create(schedule)
+            for record in records:
+                if record is not None:
+                    record(uow)
             uow.audit("recurring.create", "recurring_schedule", schedule.id, None, schedule.to_dict())
             if idempotency:
                 uow.claim_idempotency(idempotency.record("recurring_schedule", schedule.id, now))

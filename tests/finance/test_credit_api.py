@@ -112,3 +112,23 @@ def test_a_reader_cannot_put_a_customer_on_hold(fapi, customer):
     r = fapi.put(f"/customers/{customer}/hold", {"on_hold": True, "reason": "x"}, key=key)
     assert r.status_code == 403
     assert fapi.get(f"/customers/{customer}/credit-check?amount=1", key=key).status_code == 200
+
+
+def test_recurring_schedule_over_the_limit_is_held_and_its_invoices_flagged_not_blocked(fapi, customer):
+    # exposure 2,400.00 of 5,000.00; a monthly subscription of 3,000.00 (2,500.00 + VAT)
+    body = {"customer_id": customer, "lines": [line("Abonnement", unit_price="2500.00")], "day_of_month": 31,
+            "operation_category": "services"}
+    r = fapi.post("/recurring-schedules", body)
+    assert r.status_code == 422 and r.data["code"] == "credit_hold", r.data
+    assert r.data["details"]["reasons"] == ["credit_limit_exceeded"]
+    r = fapi.post("/recurring-schedules", {**body, "credit_override": {"reason": "annual contract signed"}})
+    assert r.status_code == 201, r.data
+    schedule_id = r.data["id"]
+    audit = fapi.get(f"/audit?entity_type=customer&entity_id={customer}").data["data"]
+    assert [a["after"]["schedule_id"] for a in audit if a["action"] == "credit.override"] == [schedule_id]
+    # the monthly run issues it anyway (French law: delivered service is invoiced) and flags it
+    run = fapi.post("/recurring/run?as_of=2026-03-31")
+    assert run.status_code == 200 and run.data["issued"] == 1, run.data
+    assert run.data["invoices"][0]["flags"] == ["credit_limit_exceeded"]
+    assert fapi.get(f"/recurring-schedules/{schedule_id}").data["flags"] == ["credit_limit_exceeded"]
+    assert fapi.get(f"/customers/{customer}/credit-check?amount=0").data["exposure"] == "5400.00"
