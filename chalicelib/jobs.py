@@ -89,7 +89,9 @@ def reconcile_aggregates(event: Any) -> dict[str, Any]:
 def dunning_sweep(event: Any) -> dict[str, Any]:
     """Every hour: the dunning sweep (docs/dunning.md): due promises and installments, then the reminders
     due now, read from the sparse index. Admin route: POST /dunning/run?as_of=YYYY-MM-DD."""
-    report = wiring.dunning().run().to_dict()
+    context = getattr(event, "context", None)
+    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else None
+    report = wiring.dunning().run(budget_s=max(30.0, remaining - 90) if remaining else None).to_dict()
     logger.info("dunning sweep", extra={k: report[k] for k in ("due", "messages", "sent", "failed")})
     flush()
     return report

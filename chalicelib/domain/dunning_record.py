@@ -15,7 +15,7 @@ Why one item holds copies: the sweep must read at most ~1 item per due step (goa
 - ``sent`` / ``claims``: what was sent (with the provider's message id) and the live leases
   of sends in flight, written only by the sweep, conditioned on the record's version.
 
-The sparse index entry (``gsi2``: ``DUNNING#due`` / ``<next action UTC>#<invoice id>``) exists
+The sparse index entry (``gsi2``: ``DUNNING#due#<shard>`` / ``<next action UTC>#<invoice id>``) exists
 only while an action is pending. A change that may matter (any touch of the projection,
 promises or snapshot) *wakes* the record: its index key becomes ``!wake#<invoice id>``, which
 sorts before every date, so the next sweep re-decides it from fresh state whatever clock it
@@ -34,6 +34,15 @@ from .money import Money
 from .payer_profile import PromiseToPay
 
 DUE_INDEX = "DUNNING#due"
+# The due index is spread over a few partitions (by invoice id): one index partition would take
+# every record's write of a 10,000-step sweep; the sweep reads each shard's due range.
+DUE_SHARDS = 8
+
+
+def due_partition(invoice_id: str) -> str:
+    import zlib
+
+    return f"{DUE_INDEX}#{zlib.crc32(invoice_id.encode()) % DUE_SHARDS}"
 WAKE_PREFIX = "!wake#"          # "!" sorts before digits: a woken record is due at any clock
 # Projection fields whose change may move the next action (the others are display only).
 RELEVANT = ("status", "amount_due", "currency", "due_date", "dispute_status", "chargeback_status",

@@ -26,7 +26,9 @@ late) is a conditional write of its next action, grouped up to 100 per transacti
 from __future__ import annotations
 
 import json
+from time import monotonic
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping
@@ -66,13 +68,15 @@ class SweepReport:
     claimed_elsewhere: int = 0
     conflicts: int = 0
     overdue_events: int = 0
+    deferred_to_next_sweep: int = 0
     promises: dict[str, int] = field(default_factory=dict)
     plans: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"now": self.now, "due": self.due, "decided": dict(self.decided), "messages": self.messages,
                 "sent": dict(self.sent), "failed": dict(self.failed), "claimed_elsewhere": self.claimed_elsewhere,
-                "conflicts": self.conflicts, "overdue_events": self.overdue_events, "promises": self.promises,
+                "conflicts": self.conflicts, "overdue_events": self.overdue_events,
+                "deferred_to_next_sweep": self.deferred_to_next_sweep, "promises": self.promises,
                 "payment_plans": self.plans}
 
 
@@ -94,6 +98,24 @@ class _Outcome:
     result: str = "sent"
     proof_key: str | None = None
     error: str | None = None
+    proof: dict[str, Any] | None = None   # what was sent (kept on the timeline entry)
+
+
+@dataclass
+class _Job:
+    """A message to record: what it was, the records to write on, and how each channel went."""
+
+    plan: MessagePlan
+    items: list[_Item]
+    claim_id: str | None
+    outcomes: dict[str, _Outcome]
+    records: dict[str, DunningRecord]
+
+    def size(self) -> int:
+        """Items it writes: records, timeline entries, the call task, the step update (and overdue events)."""
+        overdue = sum(1 for i in self.items if i.decision.emit_overdue_event) if self.claim_id is None else 0
+        task = 1 if self.outcomes.get(CALL_TASK) is not None and self.outcomes[CALL_TASK].ok else 0
+        return len(self.items) + len(self.outcomes) + 1 + task + overdue
 
 
 @dataclass
@@ -106,6 +128,7 @@ class _Run:
     report: SweepReport
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     refresh: set[str] = field(default_factory=set)
+    deadline: float | None = None     # monotonic() after which no new message is claimed
     _rates: Any = None
 
 
@@ -121,8 +144,9 @@ class DunningService:
     def __init__(self, ledger: Ledger, clock: Clock, settings: Any, *, config: DunningConfig | None = None,
                  mailer: Callable[[], Any] | None = None, sms: Callable[[], Any] | None = None,
                  store: Callable[[], Any] | None = None, public_base_url: str = "",
-                 promises: Any = None, plans: Any = None) -> None:
+                 promises: Any = None, plans: Any = None, workers: int = 4) -> None:
         self._ledger = ledger
+        self.workers = workers  # parallel sends (keep under the SES account's sending rate)
         self._clock = clock
         self._settings = settings
         self.config = config or DunningConfig(ledger, clock)
@@ -162,12 +186,16 @@ class DunningService:
         return _Item(record=record, snapshot=snap, settings=settings, policy=policy, decision=decision)
 
     # -- the sweep ------------------------------------------------------------------------------
-    def run(self, now: datetime | None = None, *, max_records: int = 50_000) -> SweepReport:
-        """One sweep at ``now`` (default: the clock). Safe to run twice or concurrently."""
+    def run(self, now: datetime | None = None, *, max_records: int = 50_000,
+            budget_s: float | None = None) -> SweepReport:
+        """One sweep at ``now`` (default: the clock). Safe to run twice or concurrently. With ``budget_s``,
+        no new message is claimed after that many seconds (the scheduled job passes what is left of the
+        Lambda's time): what is left stays due and the next sweep sends it."""
         now = now or self._clock.now()
         tz = self.timezone()
         run = _Run(now=now, today=now.astimezone(ZoneInfo(tz)).date(), tz=tz, seller=self._settings.seller_or_none(),
-                   policies=self.config.policies(), report=SweepReport(now=now.isoformat()))
+                   policies=self.config.policies(), report=SweepReport(now=now.isoformat()),
+                   deadline=monotonic() + budget_s if budget_s is not None else None)
         if self.promises is not None:
             run.report.promises = self.promises.check(run.today, now)
         if self.plans is not None:
@@ -213,7 +241,6 @@ class DunningService:
         if not item.decision.emit_overdue_event:
             return []
         inv = item.record.invoice or {}
-        run.report.overdue_events += 1
 
         def op(uow: UnitOfWork) -> None:
             uow.emit("event", envelope("invoice.overdue", {
@@ -247,11 +274,11 @@ class DunningService:
             if not chunk:
                 return
             try:
-                saved.extend(self._commit_records(chunk, run.now))
+                saved.extend(self._commit_records(chunk, run.now, run.report))
             except CommitConflict:
                 for entry in chunk:
                     try:
-                        saved.extend(self._commit_records([entry], run.now))
+                        saved.extend(self._commit_records([entry], run.now, run.report))
                     except CommitConflict:
                         run.report.conflicts += 1
             chunk, size = [], 0
@@ -265,7 +292,7 @@ class DunningService:
         return saved
 
     def _commit_records(self, entries: list[tuple[DunningRecord, list[Callable[[UnitOfWork], None]]]],
-                        now: datetime) -> list[DunningRecord]:
+                        now: datetime, report: SweepReport | None = None) -> list[DunningRecord]:
         uow = UnitOfWork(actor=ACTOR, now=now)
         out = []
         for record, ops in entries:
@@ -273,6 +300,8 @@ class DunningService:
             for op in ops:
                 op(uow)
         self._ledger.commit(uow)
+        if report is not None:  # the only extra operations are the overdue events
+            report.overdue_events += sum(len(ops) for _, ops in entries)
         return out
 
     # -- sending --------------------------------------------------------------------------------
@@ -285,28 +314,49 @@ class DunningService:
             for plan in plan_messages(settings, [(i.record.state(), i.decision) for i in items], pay_links=links,
                                       max_invoices_per_message=MAX_INVOICES_PER_MESSAGE):
                 plans.append((plan, [by_id[line.invoice_id] for line in plan.invoices]))
-        # Internal-only messages (call tasks) commit in one step; the others are claimed, sent, recorded.
-        internal = [(p, its) for p, its in plans if not set(p.channels) & set(EXTERNAL)]
+        # Internal-only messages (call tasks) commit in one step, on the versions decided from; the others
+        # are claimed, sent, then recorded on the versions their claim wrote.
+        self._record_packed(run, [_Job(p, its, None, self._internal_outcomes(p),
+                                       {i.record.invoice_id: i.record for i in its})
+                                  for p, its in plans if not set(p.channels) & set(EXTERNAL)])
+        # External messages go chunk by chunk (a chunk's claims fit one transaction): claim, send (in
+        # parallel), record; past the time budget the rest stays due for the next sweep.
         external = [(p, its) for p, its in plans if set(p.channels) & set(EXTERNAL)]
-        for plan, items in internal:
-            try:
-                self._record(run, plan, items, claim_id=None, outcomes=self._internal_outcomes(plan), fresh=False)
-            except CommitConflict:
-                run.report.conflicts += 1
-        claimed = self._claim_packed(run, external)
-        for plan, items, claim_id in claimed:
-            outcomes = self._deliver(run, plan, items)
-            outcomes.update(self._internal_outcomes(plan))
-            with_retries(lambda: self._record(run, plan, items, claim_id=claim_id, outcomes=outcomes, fresh=True))
+        start = 0
+        while start < len(external):
+            if run.deadline is not None and monotonic() > run.deadline:
+                run.report.deferred_to_next_sweep = len(external) - start
+                break
+            size, end = 0, start
+            while end < len(external) and (end == start or size + len(external[end][1]) <= TX_ITEMS):
+                size += len(external[end][1])
+                end += 1
+            claimed = self._claim_packed(run, external[start:end])
+            start = end
+
+            def deliver(entry: tuple[MessagePlan, list[_Item], str, dict[str, DunningRecord]]) -> _Job:
+                plan, items, claim_id, records = entry
+                outcomes = self._deliver(run, plan, items)
+                outcomes.update(self._internal_outcomes(plan))
+                return _Job(plan, items, claim_id, outcomes, records)
+
+            if self.workers > 1 and len(claimed) > 1:
+                with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                    jobs = list(pool.map(deliver, claimed))
+            else:
+                jobs = [deliver(entry) for entry in claimed]
+            self._record_packed(run, jobs)
 
     def _internal_outcomes(self, plan: MessagePlan) -> dict[str, _Outcome]:
         return {CALL_TASK: _Outcome(ok=True, message_id=new_id("tsk"), result="created")} \
             if CALL_TASK in plan.channels else {}
 
     def _claim_packed(self, run: _Run, plans: list[tuple[MessagePlan, list[_Item]]]
-                      ) -> list[tuple[MessagePlan, list[_Item], str]]:
+                      ) -> list[tuple[MessagePlan, list[_Item], str, dict[str, DunningRecord]]]:
+        """Lease every record of each message (several messages per transaction, at most 100 items);
+        returns the messages claimed with the record versions the claim wrote."""
         lease_until = run.now + LEASE
-        out: list[tuple[MessagePlan, list[_Item], str]] = []
+        out: list[tuple[MessagePlan, list[_Item], str, dict[str, DunningRecord]]] = []
         chunk: list[tuple[MessagePlan, list[_Item], str]] = []
         size = 0
 
@@ -323,18 +373,22 @@ class DunningService:
                 entries.append((updated, self._overdue_ops(run, it)))
             return entries
 
+        def keep(claimed: list[tuple[MessagePlan, list[_Item], str]], saved: list[DunningRecord]) -> None:
+            by_id = {r.invoice_id: r for r in saved}
+            for p, its, cid in claimed:
+                out.append((p, its, cid, {i.record.invoice_id: by_id[i.record.invoice_id] for i in its}))
+
         def flush() -> None:
             nonlocal chunk, size
             if not chunk:
                 return
             try:
-                self._commit_records([e for p, its, cid in chunk for e in claim_ops(p, its, cid)], run.now)
-                out.extend(chunk)
+                keep(chunk, self._commit_records([e for p, its, cid in chunk for e in claim_ops(p, its, cid)],
+                                                 run.now, run.report))
             except CommitConflict:
                 for p, its, cid in chunk:
                     try:
-                        self._commit_records(claim_ops(p, its, cid), run.now)
-                        out.append((p, its, cid))
+                        keep([(p, its, cid)], self._commit_records(claim_ops(p, its, cid), run.now, run.report))
                     except CommitConflict:
                         run.report.claimed_elsewhere += 1  # another sweep claimed it, or it just changed
             chunk, size = [], 0
@@ -374,7 +428,9 @@ class DunningService:
         if plan.tone == "formal" or plan.template == "formal_notice":
             from .penalty import formal_notice_figures
 
-            figures = formal_notice_figures(lines, run.today, self.config.rates(), seller)
+            if run._rates is None:
+                run._rates = self.config.rates()
+            figures = formal_notice_figures(lines, run.today, run._rates, seller)
             lines = figures["lines"]
             def joined(totals: Mapping[str, Money]) -> str:
                 return ", ".join(money_text(m, lang) for _, m in sorted(totals.items())) or money_text(
@@ -434,25 +490,16 @@ class DunningService:
         if SMS in plan.channels:
             outcomes[SMS] = self._safely(SMS, lambda: str(self._sms().send(  # type: ignore[misc]
                 str(settings.contact_phone), rendered.sms, tags={"kind": "dunning", "step": plan.step_key})))
-        # Proof of sending: what went out, when, under which provider id (for the evidence pack).
+        # Proof of sending: what went out, to whom, under which provider id. It is kept on the timeline
+        # entry of the send, written in the same transaction as the message id (the evidence pack prints it).
         for channel, outcome in outcomes.items():
             if outcome.ok and channel in (EMAIL, SMS):
-                proof = {"channel": channel, "step": plan.step_key, "template": plan.template,
-                         "sent_at": run.now.isoformat(), "message_id": outcome.message_id,
-                         "to": settings.contact_email if channel == EMAIL else settings.contact_phone,
-                         "subject": rendered.subject if channel == EMAIL else None,
-                         "text": rendered.text if channel == EMAIL else rendered.sms,
-                         "invoices": [{"invoice_id": line.invoice_id, "number": line.number,
-                                       "amount_due": str(line.amount_due), "currency": line.amount_due.currency}
-                                      for line in plan.invoices],
-                         "attachment": f"{base_key}/letter.pdf" if (letter is not None and channel == EMAIL
-                                                                    and LETTER in outcomes) else None}
-                key = f"{base_key}/{channel}.json"
-                try:
-                    self._put(key, json.dumps(proof, ensure_ascii=False, indent=1).encode(), "application/json")
-                    outcome.proof_key = key
-                except Exception:  # noqa: BLE001 - the send happened; a missing proof copy is not a resend
-                    logger.warning("dunning proof not stored", extra={"plan": plan.plan_id})
+                outcome.proof = {
+                    "to": settings.contact_email if channel == EMAIL else settings.contact_phone,
+                    "subject": rendered.subject if channel == EMAIL else None,
+                    "text": rendered.text if channel == EMAIL else rendered.sms,
+                    "attachment": f"{base_key}/letter.pdf" if (channel == EMAIL and LETTER in outcomes
+                                                               and outcomes[LETTER].ok) else None}
         return outcomes
 
     def _put(self, key: str, content: bytes, content_type: str) -> str:
@@ -466,28 +513,97 @@ class DunningService:
             logger.warning("dunning send failed", extra={"channel": channel, "error": type(exc).__name__})
             return _Outcome(ok=False, error=_error_text(exc))
 
-    def _record(self, run: _Run, plan: MessagePlan, items: list[_Item], *, claim_id: str | None,
-                outcomes: Mapping[str, _Outcome], fresh: bool) -> None:
-        """Write what went out on every record of the message, release the leases, and add the
-        timeline entries, the call task and the invoices' ``dunning_step`` update."""
-        ids = [i.record.invoice_id for i in items]
-        current = self._ledger.get_dunning(ids, consistent=True) if fresh else {i.record.invoice_id: i.record
-                                                                                  for i in items}
+    def _record_packed(self, run: _Run, jobs: list[_Job]) -> None:
+        """Write what went out (several messages per transaction, at most 100 items). A transaction that
+        conflicts is split: a claimed message is recorded again on fresh reads until it commits (what went
+        out is never lost); an unclaimed one (a call task) is left for the next sweep to decide again."""
+        chunk: list[_Job] = []
+        size = 0
+
+        def done(job: _Job) -> None:
+            run.report.messages += 1
+            if job.claim_id is None:
+                run.report.overdue_events += sum(1 for i in job.items if i.decision.emit_overdue_event)
+            for channel, outcome in job.outcomes.items():
+                (run.report.sent if outcome.ok else run.report.failed)[channel] += 1
+
+        def one(job: _Job) -> None:
+            if job.claim_id is None:
+                try:
+                    self._commit_jobs(run, [job], {})
+                    done(job)
+                except CommitConflict:
+                    run.report.conflicts += 1
+                return
+
+            def attempt() -> None:
+                fresh = self._ledger.get_dunning([i.record.invoice_id for i in job.items], consistent=True)
+                self._commit_jobs(run, [job], fresh)
+
+            with_retries(attempt)
+            done(job)
+
+        def flush() -> None:
+            nonlocal chunk, size
+            if not chunk:
+                return
+            try:
+                self._commit_jobs(run, chunk, {})
+                for job in chunk:
+                    done(job)
+            except CommitConflict:
+                for job in chunk:
+                    one(job)
+            chunk, size = [], 0
+
+        for job in jobs:
+            need = job.size()
+            if size + need > TX_ITEMS:
+                flush()
+            chunk.append(job)
+            size += need
+        flush()
+
+    def _commit_jobs(self, run: _Run, jobs: list[_Job], fresh: Mapping[str, DunningRecord]) -> None:
         uow = UnitOfWork(actor=ACTOR, now=run.now)
+        for job in jobs:
+            self._record_ops(uow, run, job, fresh)
+        self._ledger.commit(uow)
+
+    def _record_ops(self, uow: UnitOfWork, run: _Run, job: _Job, fresh: Mapping[str, DunningRecord]) -> None:
+        """The writes recording one message: every record (sent entries, lease released, next action),
+        the timeline entries, the call task and the invoices' ``dunning_step`` update."""
+        plan, items, outcomes = job.plan, job.items, job.outcomes
+        ids = [i.record.invoice_id for i in items]
         failed = {c: o for c, o in outcomes.items() if not o.ok}
-        by_id = {i.record.invoice_id: i for i in items}
-        for invoice_id in ids:
-            item = by_id[invoice_id]
-            r = current.get(invoice_id) or item.record
+        numbers = [line.number or line.invoice_id for line in plan.invoices]
+        total = ", ".join(f"{m} {m.currency}" for m in plan.totals)
+        proofs: dict[str, str] = {}
+        for channel, outcome in outcomes.items():
+            if channel == CALL_TASK and outcome.ok:
+                uow.create(self._call_task(run, plan, items, str(outcome.message_id)))
+            entry = uow.activity(
+                plan.customer_id, "call_task" if channel == CALL_TASK else "reminder",
+                (f"{plan.step_key} by {channel}: {', '.join(numbers)} ({total})" if outcome.ok else
+                 f"{plan.step_key} by {channel} failed, will retry: {outcome.error}"),
+                invoice_ids=ids, actor=ACTOR.name,
+                data={"step": plan.step_key, "channel": channel, "template": plan.template, "tone": plan.tone,
+                      "result": outcome.result if outcome.ok else "failed", "message_id": outcome.message_id,
+                      "error": outcome.error, "plan_id": plan.plan_id, "sent_at": run.now.isoformat(),
+                      **({"proof": outcome.proof} if outcome.proof else {})})
+            proofs[channel] = outcome.proof_key or (f"activity:{entry.id}" if outcome.proof else "")
+        for item in items:
+            invoice_id = item.record.invoice_id
+            r = fresh.get(invoice_id) or job.records.get(invoice_id) or item.record
             new_sent = tuple(SentEntry(step_key=plan.step_key, channel=c, sent_at=run.now, message_id=o.message_id,
                                        template=plan.template, plan_id=plan.plan_id, result=o.result,
-                                       proof_key=o.proof_key)
+                                       proof_key=proofs.get(c) or None)
                              for c, o in outcomes.items() if o.ok and not r.has_sent(plan.step_key, c))
             failures = r.failures
             if failed:
                 failures = (failures + tuple({"at": run.now.isoformat(), "step_key": plan.step_key, "channel": c,
                                               "error": o.error} for c, o in failed.items()))[-5:]
-            claims = tuple(c for c in r.claims if c.claim_id != claim_id and c.live(run.now))
+            claims = tuple(c for c in r.claims if c.claim_id != job.claim_id and c.live(run.now))
             next_at = item.decision.next_action_at
             if failed:
                 next_at = run.now  # released: the next sweep retries the failed channels
@@ -495,28 +611,11 @@ class DunningService:
                               last_decision=summary(item.decision), customer=item.snapshot,
                               overdue_event_emitted=r.overdue_event_emitted or item.decision.emit_overdue_event)
             uow.save(updated)
-            if not fresh:  # single-step (call task): the overdue event commits here
+            if job.claim_id is None:  # not claimed first (call task): the overdue event commits here
                 for op in self._overdue_ops(run, item):
                     op(uow)
-        numbers = [line.number or line.invoice_id for line in plan.invoices]
-        total = ", ".join(f"{m} {m.currency}" for m in plan.totals)
-        for channel, outcome in outcomes.items():
-            if channel == CALL_TASK and outcome.ok:
-                uow.create(self._call_task(run, plan, items, str(outcome.message_id)))
-            uow.activity(plan.customer_id, "call_task" if channel == CALL_TASK else "reminder",
-                         (f"{plan.step_key} by {channel}: {', '.join(numbers)} ({total})" if outcome.ok else
-                          f"{plan.step_key} by {channel} failed, will retry: {outcome.error}"),
-                         invoice_ids=ids, actor=ACTOR.name,
-                         data={"step": plan.step_key, "channel": channel, "template": plan.template,
-                               "tone": plan.tone, "result": outcome.result if outcome.ok else "failed",
-                               "message_id": outcome.message_id, "proof_key": outcome.proof_key,
-                               "error": outcome.error, "plan_id": plan.plan_id})
         if any(o.ok for o in outcomes.values()):
             uow.emit("dunning.mark_step", {"invoice_ids": ids, "step": plan.step_key})
-        self._ledger.commit(uow)
-        run.report.messages += 1
-        for channel, outcome in outcomes.items():
-            (run.report.sent if outcome.ok else run.report.failed)[channel] += 1
 
     def _call_task(self, run: _Run, plan: MessagePlan, items: list[_Item], task_id: str) -> Task:
         settings = items[0].settings

@@ -71,8 +71,8 @@ def rate_text(breakdowns: Sequence[PenaltyBreakdown], seller: Any) -> dict[str, 
     rate = f"{last.annual_rate.normalize():f}"
     if last.rate_source == ECB_PLUS_MARGIN:
         ref = f"{last.reference_rate.normalize():f}"
-        return {"fr": f"taux de refinancement de la BCE ({ref} %) majoré de 10 points, soit {rate.replace('.', ',')} % "
-                      "l'an",
+        return {"fr": f"taux de refinancement de la BCE ({ref.replace('.', ',')} %) majoré de 10 points, soit "
+                      f"{rate.replace('.', ',')} % l'an",
                 "en": f"ECB main refinancing rate ({ref}%) plus 10 points, i.e. {rate}% a year"}
     return {"fr": f"taux convenu de {rate.replace('.', ',')} % l'an", "en": f"agreed rate of {rate}% a year"}
 
@@ -131,7 +131,8 @@ LETTER_TEXT = {
            "total": "Total réclamé", "pay": "Règlement par virement : IBAN {iban}, BIC {bic}, en rappelant les "
                                             "numéros de facture.", "regards": "Veuillez agréer, Madame, Monsieur, "
                                                                               "nos salutations distinguées.",
-           "date": "Le {today}"},
+           "date": "le {today}", "period": "du {start} au {end} : {days} jour(s) à {rate} % l'an, base {basis}",
+           "provisional_rate": "taux provisoire"},
     "en": {"title": "FORMAL NOTICE TO PAY", "object": "Subject: formal notice to pay",
            "by": "Registered letter with acknowledgement of receipt, also sent by email",
            "dear": "Dear Sir or Madam,",
@@ -147,7 +148,9 @@ LETTER_TEXT = {
                           "provisionally at the last known rate.",
            "cols": ("Invoice", "Due date", "Principal", "Days", "Penalties", "Indemnity", "Total"),
            "total": "Total claimed", "pay": "Payment by transfer: IBAN {iban}, BIC {bic}, quoting the invoice numbers.",
-           "regards": "Yours faithfully,", "date": "{today}"},
+           "regards": "Yours faithfully,", "date": "{today}",
+           "period": "{start} to {end}: {days} day(s) at {rate}% a year, basis {basis}",
+           "provisional_rate": "provisional rate"},
 }
 
 
@@ -172,6 +175,8 @@ def formal_notice_pdf(seller: Any, figures: Mapping[str, Any], settings: Any, sn
         pdf.set_creation_date(datetime.combine(today, datetime.min.time()).astimezone())
         pdf.add_font(FONT, "", str(fonts[0]))
         pdf.add_font(FONT, "B", str(fonts[1]))
+        for font in pdf.fonts.values():
+            font.ttfont.recalcBBoxes = False  # as the invoice renderer: no glyph recompilation on subsetting
         pdf.set_margins(18, 18, 18)
         pdf.set_auto_page_break(True, 18)
         pdf.add_page()
@@ -211,7 +216,7 @@ def formal_notice_pdf(seller: Any, figures: Mapping[str, Any], settings: Any, sn
         pdf.set_font(FONT, "", 10)
         deadline = date_text(today + timedelta(days=8), lang)
         for para in (t["dear"], t["p1"]):
-            pdf.multi_cell(width, 5, para, new_x="LMARGIN", new_y="NEXT")
+            pdf.multi_cell(width, 5, para, align="L", new_x="LMARGIN", new_y="NEXT")
             pdf.ln(2)
         # Table of invoices
         cols = (30, 24, 26, 12, 24, 24, width - 140)
@@ -244,15 +249,24 @@ def formal_notice_pdf(seller: Any, figures: Mapping[str, Any], settings: Any, sn
             paragraphs.append(t["provisional"])
         paragraphs += [t["regards"]]
         for para in paragraphs:
-            pdf.multi_cell(width, 5, para, new_x="LMARGIN", new_y="NEXT")
+            pdf.multi_cell(width, 5, para, align="L", new_x="LMARGIN", new_y="NEXT")
             pdf.ln(2)
         pdf.ln(4)
         pdf.cell(width, 5, name, align="R", new_x="LMARGIN", new_y="NEXT")
         pdf.ln(4)
         pdf.set_font(FONT, "", 7.5)
-        pdf.multi_cell(width, 3.8, t["basis"] + " " + "; ".join(
-            f"{row.get('number')}: " + " / ".join(row["breakdown"].explanation[1:-1]) for row in figures["lines"]
-            if row["breakdown"].days_late), new_x="LMARGIN", new_y="NEXT")
+        details = []
+        for row in figures["lines"]:
+            periods = [t["period"].format(start=date_text(p.start, lang), end=date_text(p.end, lang), days=p.days,
+                                          rate=(f"{p.annual_rate.normalize():f}".replace(".", ",") if lang == "fr"
+                                                else f"{p.annual_rate.normalize():f}"), basis=p.year_basis)
+                       + (f" ({t['provisional_rate']})" if p.provisional else "") + f" = {money_text(p.amount, lang)}"
+                       for p in row["breakdown"].periods]
+            if periods:
+                details.append(f"{row.get('number')} : " + " ; ".join(periods) if lang == "fr"
+                               else f"{row.get('number')}: " + "; ".join(periods))
+        pdf.multi_cell(width, 3.8, t["basis"] + "\n" + "\n".join(details), align="L", new_x="LMARGIN",
+                       new_y="NEXT")
         return pdf
 
     pdf = build(FONTS_LATIN)
@@ -478,6 +492,14 @@ class PenaltyService:
         seller = self._settings.seller_or_none()
         rates = self._config.rates()
         records = self._ledger.get_dunning([i.id for i in chosen])
+        activities: dict[str, Any] = {}
+        cursor = None
+        while len(activities) < 5000:
+            page = self._ledger.list_activity(customer_id, limit=500, cursor=cursor)
+            activities.update({a.id: a for a in page.items})
+            cursor = page.next_cursor
+            if not cursor:
+                break
         buf = io.BytesIO()
         claim_rows = []
         claimed: dict[str, Money] = {}
@@ -498,17 +520,7 @@ class PenaltyService:
                 _add(claimed, b.indemnity)
                 record = records.get(inv.id)
                 for s in (record.sent if record else ()):
-                    proof_name = None
-                    if s.proof_key or (s.channel == "letter" and s.message_id):
-                        key = s.proof_key or s.message_id
-                        try:
-                            content = self._store().get(str(key))  # type: ignore[misc]
-                            proof_name = f"reminders/{s.sent_at.strftime('%Y%m%d')}-{s.step_key}-{s.channel}" \
-                                         f"{'.pdf' if str(key).endswith('.pdf') else '.json'}"
-                            if proof_name not in z.namelist():
-                                z.writestr(proof_name, content)
-                        except Exception:  # noqa: BLE001 - listed without its copy
-                            proof_name = None
+                    proof_name = self._write_proof(z, s, activities)
                     reminders.append({"invoice_number": inv.number, "step": s.step_key, "channel": s.channel,
                                       "template": s.template, "sent_at": s.sent_at.isoformat(),
                                       "provider_message_id": s.message_id, "result": s.result,
@@ -542,6 +554,35 @@ class PenaltyService:
                                                                 {c: str(m) for c, m in claimed.items()}})
         self._ledger.commit(uow)
         return content, name
+
+    def _write_proof(self, z: Any, sent: Any, activities: Mapping[str, Any]) -> str | None:
+        """Put the proof of one send in the ZIP (once per message): the text as sent with its provider id,
+        or the letter's PDF. Returns its name in the ZIP."""
+        day = sent.sent_at.strftime("%Y%m%d")
+        key = sent.proof_key or ""
+        if key.startswith("activity:"):
+            entry = activities.get(key.removeprefix("activity:"))
+            proof = (entry.data.get("proof") if entry is not None else None) or {}
+            name = f"reminders/{day}-{sent.step_key}-{sent.channel}.txt"
+            if name not in z.namelist():
+                head = [f"Channel: {sent.channel}", f"Step: {sent.step_key} (template {sent.template})",
+                        f"Sent at: {sent.sent_at.isoformat()}", f"Provider message id: {sent.message_id}",
+                        f"To: {proof.get('to')}"]
+                if proof.get("subject"):
+                    head.append(f"Subject: {proof['subject']}")
+                if proof.get("attachment"):
+                    head.append(f"Attachment: {proof['attachment'].rsplit('/', 1)[-1]}")
+                z.writestr(name, "\n".join(head) + "\n\n" + str(proof.get("text") or ""))
+            return name
+        if sent.channel == "letter" and sent.message_id and self._store is not None:
+            name = f"reminders/{day}-{sent.step_key}-letter.pdf"
+            if name not in z.namelist():
+                try:
+                    z.writestr(name, self._store().get(str(sent.message_id)))  # type: ignore[misc]
+                except Exception:  # noqa: BLE001 - listed without its copy
+                    return None
+            return name
+        return None
 
     def _invoice_pdf(self, invoice: Invoice, seller: Any) -> bytes:
         """The stored PDF when the documents pipeline kept one, else rendered now (same bytes)."""

@@ -225,3 +225,16 @@ def test_opt_out_keeps_call_tasks_only_and_sms_waits_for_allowed_hours() -> None
     record = [r for r in w.ledger._all("dunning") if r.customer_id == night][0]
     sms = [s for s in record.sent if s.channel == "sms"][0]
     assert sms.sent_at.date() == date(2026, 4, 13)
+
+
+def test_past_its_time_budget_the_sweep_leaves_the_rest_due_for_the_next_one() -> None:
+    w = world()
+    for n in range(3):
+        cid = w.customer(f"Budget {n}", f"ap{n}@budget.example")
+        w.invoice(cid, date(2026, 3, 1))
+    w.sweep(date(2026, 3, 2))
+    w.on(date(2026, 3, 26))
+    first = w.dunning.run(w.clock.now(), budget_s=0)
+    assert first.messages == 0 and first.deferred_to_next_sweep == 3
+    second = w.dunning.run(w.clock.now())
+    assert second.messages == 3 and len(w.mailer.sent) == 3

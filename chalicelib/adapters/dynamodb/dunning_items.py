@@ -19,8 +19,8 @@ import json
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
-from ...domain.dunning_record import (DUE_INDEX, WAKE_PREFIX, ActivityEntry, Claim, DunningRecord, SentEntry,
-                                      is_active, utc_key)
+from ...domain.dunning_record import (DUE_SHARDS, WAKE_PREFIX, ActivityEntry, Claim, DunningRecord, SentEntry,
+                                      due_partition, is_active, utc_key)
 from ...services.ports import DunningTouch, Page
 from ..codec import decode, encode
 from .models import ActivityItem, DunningItem, TableItem
@@ -43,7 +43,7 @@ def dunning_item(r: DunningRecord) -> DunningItem:
                        version=r.version)
     key = r.index_key()
     if key is not None:
-        item.gsi2pk, item.gsi2sk = DUE_INDEX, key
+        item.gsi2pk, item.gsi2sk = due_partition(r.invoice_id), key
     if r.active:
         item.gsi3pk, item.gsi3sk = ACTIVE_INDEX, r.invoice_id
     return item
@@ -102,7 +102,7 @@ def touch_update(table: str, op: DunningTouch) -> dict[str, Any]:
             removes.append("#prm")
     if op.wake:
         names.update({"#w": "woken", "#g2p": "gsi2pk", "#g2s": "gsi2sk"})
-        values.update({":w": {"BOOL": True}, ":due": {"S": DUE_INDEX}, ":wk": {"S": f"{WAKE_PREFIX}{op.invoice_id}"}})
+        values.update({":w": {"BOOL": True}, ":due": {"S": due_partition(op.invoice_id)}, ":wk": {"S": f"{WAKE_PREFIX}{op.invoice_id}"}})
         sets += ["#w = :w", "#g2p = :due", "#g2s = :wk"]
     expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "") + " ADD #v :one"
     return {"TableName": table, "Key": {"pk": {"S": dunning_pk(op.invoice_id)}, "sk": {"S": "STATE"}},
@@ -122,8 +122,28 @@ class DunningQueries:
         return {r.invoice_id: r for r in (to_record(i) for i in DunningItem.batch_get(keys, consistent_read=consistent))}
 
     def dunning_due(self, until: datetime, *, limit: int = 500, cursor: str | None = None) -> Page[DunningRecord]:
-        return self._page(DunningItem, DunningItem.queue, ("pk", "sk", "gsi2pk", "gsi2sk"), DUE_INDEX,
-                          DunningItem.gsi2sk <= f"{utc_key(until)}#~", None, True, limit, cursor, to_record)
+        """Shard by shard (woken first, then by next action within a shard); the cursor names the shard."""
+        shard, inner = 0, None
+        if cursor:
+            shard_text, _, inner_text = cursor.partition(".")
+            if not shard_text.isdigit() or int(shard_text) >= DUE_SHARDS:
+                from ...domain.errors import BadRequest
+
+                raise BadRequest("cursor is not valid: pass back the next_cursor of the previous page unchanged",
+                                 field="cursor", code="invalid_cursor")
+            shard, inner = int(shard_text), inner_text or None
+        items: list[DunningRecord] = []
+        scanned = 0
+        while shard < DUE_SHARDS and len(items) < limit:
+            page = self._page(DunningItem, DunningItem.queue, ("pk", "sk", "gsi2pk", "gsi2sk"),
+                              f"DUNNING#due#{shard}", DunningItem.gsi2sk <= f"{utc_key(until)}#~", None, True,
+                              limit - len(items), inner, to_record)
+            items.extend(page.items)
+            scanned += page.scanned
+            if page.next_cursor:
+                return Page(items=items, next_cursor=f"{shard}.{page.next_cursor}", scanned=scanned)
+            shard, inner = shard + 1, None
+        return Page(items=items, next_cursor=f"{shard}." if shard < DUE_SHARDS else None, scanned=scanned)
 
     def dunning_for_customer(self, customer_id: str, *, active_only: bool = True, limit: int = 200,
                              cursor: str | None = None) -> Page[DunningRecord]:
