@@ -95,3 +95,11 @@ def dunning_sweep(event: Any) -> dict[str, Any]:
     logger.info("dunning sweep", extra={k: report[k] for k in ("due", "messages", "sent", "failed")})
     flush()
     return report
+
+
+@jobs_bp.lambda_function(name="ses_events")
+def ses_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SES bounces and complaints, delivered by the configuration set's SNS topic (subscribed in infra/cdk)."""
+    from .api.documents import ses_events as handle
+
+    return handle(event, context)

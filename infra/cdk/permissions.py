@@ -32,13 +32,15 @@ DLQ_SEND = "dlq_send"                # on-failure destination of async and strea
 
 PROFILES: dict[str, frozenset[str]] = {
     # Every route runs here, including the admin outbox drain, hence events and mail.
+    # (admin routes run the jobs by hand, e.g. POST /dunning/run, hence SMS too)
     "api": frozenset({LEDGER_READ, LEDGER_WRITE, DOCUMENTS_READ, DOCUMENTS_WRITE, EVENTS_PUT, MAIL_SEND,
-                      SECRETS_READ}),
+                      SMS_SEND, SECRETS_READ}),
     "authorizer": frozenset({LEDGER_GET}),
-    "outbox": frozenset({LEDGER_READ, LEDGER_WRITE, DOCUMENTS_READ, EVENTS_PUT, MAIL_SEND, SECRETS_READ,
-                         DLQ_SEND}),
-    "outbox_stream": frozenset({LEDGER_READ, LEDGER_WRITE, DOCUMENTS_READ, EVENTS_PUT, MAIL_SEND, SECRETS_READ,
-                                STREAM_READ, DLQ_SEND}),
+    # The outbox stores issued documents in S3 and sends reminders (mail and SMS).
+    "outbox": frozenset({LEDGER_READ, LEDGER_WRITE, DOCUMENTS_READ, DOCUMENTS_WRITE, EVENTS_PUT, MAIL_SEND,
+                         SMS_SEND, SECRETS_READ, DLQ_SEND}),
+    "outbox_stream": frozenset({LEDGER_READ, LEDGER_WRITE, DOCUMENTS_READ, DOCUMENTS_WRITE, EVENTS_PUT, MAIL_SEND,
+                                SMS_SEND, SECRETS_READ, STREAM_READ, DLQ_SEND}),
     # Scheduled and event-driven jobs (dunning sweep, SEPA collections, recurring billing, ...).
     "job": frozenset({LEDGER_READ, LEDGER_WRITE, DOCUMENTS_READ, DOCUMENTS_WRITE, EVENTS_PUT, MAIL_SEND, SMS_SEND,
                       SECRETS_READ, DLQ_SEND}),

@@ -58,6 +58,7 @@ FUNCTION_LIMITS: dict[str, dict[str, int]] = {
 
 # Stream consumers: chalice function name -> stream filter (Lambda event filtering).
 OUTBOX_STREAM_FUNCTION = "outbox_stream"
+SES_EVENTS_FUNCTION = "ses_events"
 OUTBOX_STREAM_FILTER = {
     "eventName": ["INSERT"],
     "dynamodb": {
@@ -137,6 +138,7 @@ class ArBackendStack(cdk.Stack):
         self._configure_functions()
         self.api_url = self._configure_api()
         self._outbox_stream()
+        self._ses_events()
         if settings.waf:
             self._waf()
         monitoring.add_monitoring(self)
@@ -362,6 +364,18 @@ class ArBackendStack(cdk.Stack):
             maximum_record_age_in_seconds=3600, function_response_types=["ReportBatchItemFailures"],
             filter_criteria={"filters": [{"pattern": json.dumps(OUTBOX_STREAM_FILTER)}]},
             destination_config={"onFailure": {"destination": self.dlq.queue_arn}})
+
+    def _ses_events(self) -> None:
+        """SES bounces and complaints (SNS topic of the configuration set) -> invoice delivery status."""
+        fn = self.app_model.function(SES_EVENTS_FUNCTION)
+        if fn is None:
+            return
+        lambda_.CfnPermission(self, "SesEventsInvoke", action="lambda:InvokeFunction",
+                              function_name=cdk.Fn.ref(fn.logical_id), principal="sns.amazonaws.com",
+                              source_arn=self.ses_events_topic.topic_arn)
+        sns.CfnSubscription(self, "SesEventsSubscription", protocol="lambda",
+                            topic_arn=self.ses_events_topic.topic_arn,
+                            endpoint=cdk.Fn.get_att(fn.logical_id, "Arn").to_string())
 
     def _waf(self) -> None:
         from . import waf
