@@ -220,7 +220,7 @@ def promise_outcomes(promises: list[Promise]) -> list[PromiseOutcome]:
             for p in promises if p.status in (PROMISE_KEPT, PROMISE_BROKEN)]
 
 
-def overdue_override(raw: Any, actor: Actor) -> Override | None:
+def parse_override(raw: Any, actor: Actor) -> Override | None:
     """Parse ``credit_override: {"reason": "..."}`` (who = the API key's name)."""
     if raw is None:
         return None
@@ -314,7 +314,7 @@ class CreditService:
                     actor: Actor) -> Callable[[UnitOfWork], None] | None:
         """``InvoiceHooks.draft_guards``: refuse a draft or deposit invoice on credit hold (422 credit_hold),
         unless ``credit_override`` says why; delivered work (``delivery_date`` today or before) passes, flagged."""
-        override = overdue_override(data.get("credit_override"), actor)
+        override = parse_override(data.get("credit_override"), actor)
         if draft.kind == CREDIT_NOTE:
             return None
         delivered = draft.delivery_date is not None and draft.delivery_date <= self.today()
@@ -330,7 +330,7 @@ class CreditService:
         from ..domain.invoice import new_draft
         from ..domain.recurring import period_of
 
-        override = overdue_override(data.get("credit_override"), actor)
+        override = parse_override(data.get("credit_override"), actor)
         period = period_of(schedule.next_run or schedule.start)
         monthly = new_draft("inv_check", schedule.invoice_draft(period), customer_currency=customer.currency,
                             now=self._clock.now()).totals.payable
