@@ -55,7 +55,6 @@ def seed(ledger: Any, today: date) -> dict[str, Any]:
     from chalicelib.domain.invoice import new_draft
     from chalicelib.domain.money import Money
     from chalicelib.domain.parties import new_customer
-    from chalicelib.domain.terms import PaymentTerms
 
     rnd = random.Random(6)
     now = datetime.now(timezone.utc)

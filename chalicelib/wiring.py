@@ -11,17 +11,22 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from .config import get_config
-from .services.access import AccessService
-from .services.customers import CustomerService
-from .services.invoices import InvoiceHooks, InvoiceService
-from .services.outbox import OutboxDrain
-from .services.payments import PaymentService
-from .services.ports import Clock, EventPublisher, Ledger, SystemClock
-from .services.settings import SettingsService
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # services are imported by their getter: a cold start loads only what its request uses
+    from .services.access import AccessService
+    from .services.customers import CustomerService
+    from .services.invoices import InvoiceService
+    from .services.outbox import OutboxDrain
+    from .services.payments import PaymentService
+    from .services.ports import Clock, EventPublisher, Ledger
+    from .services.settings import SettingsService
 
 
 @lru_cache(maxsize=1)
 def clock() -> Clock:
+    from .services.ports import SystemClock
+
     return SystemClock()
 
 
@@ -42,21 +47,28 @@ def ledger() -> Ledger:
 
 @lru_cache(maxsize=1)
 def settings() -> SettingsService:
+    from .services.settings import SettingsService
+
     return SettingsService(ledger(), clock())
 
 
 @lru_cache(maxsize=1)
 def access() -> AccessService:
+    from .services.access import AccessService
+
     return AccessService(ledger(), clock())
 
 
 @lru_cache(maxsize=1)
 def customers() -> CustomerService:
+    from .services.customers import CustomerService
+
     return CustomerService(ledger(), clock(), settings())
 
 
 @lru_cache(maxsize=1)
 def invoices() -> InvoiceService:
+    from .services.invoices import InvoiceHooks, InvoiceService
     from .services.invoice_numbers import number_ref_hook  # issue 8: by-number lookup, in the issue transaction
     from .services.pay import issue_hook
 
@@ -67,6 +79,8 @@ def invoices() -> InvoiceService:
 
 @lru_cache(maxsize=1)
 def payments() -> PaymentService:
+    from .services.payments import PaymentService
+
     return PaymentService(ledger(), clock(), settings())
 
 
@@ -257,6 +271,8 @@ def outbox_handlers() -> dict[str, Callable[[dict[str, Any]], None]]:
 
 @lru_cache(maxsize=1)
 def outbox() -> OutboxDrain:
+    from .services.outbox import OutboxDrain
+
     return OutboxDrain(ledger(), clock(), outbox_handlers())
 
 

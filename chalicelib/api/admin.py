@@ -8,7 +8,6 @@ from chalice import Blueprint
 
 from .. import wiring
 from ..domain.auth import ADMIN, READER
-from ..domain.parties import SellerProfile
 from .http import Ctx, created, endpoint, page_body
 
 admin_bp = Blueprint(__name__)
@@ -26,6 +25,8 @@ def get_seller(ctx: Ctx) -> Any:
 
 @endpoint(admin_bp, "/settings/seller", ["PUT"], role=ADMIN)
 def put_seller(ctx: Ctx) -> Any:
+    from ..domain.parties import SellerProfile
+
     body = ctx.body((*SellerProfile.SETTABLE, "version", "share_capital_currency"))
     version = body.pop("version", None)
     return wiring.settings().put_seller(body, ctx.actor, expected_version=version).to_dict()

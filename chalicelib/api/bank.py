@@ -8,7 +8,6 @@ from chalice import Blueprint, Response
 
 from .. import wiring
 from ..domain.auth import CLERK, READER
-from ..domain.bank_transaction import STATUSES
 from .http import JSON_HEADERS, Ctx, PayloadTooLarge, endpoint, page_body
 
 bank_bp = Blueprint(__name__)
@@ -43,6 +42,8 @@ def import_statement(ctx: Ctx) -> Any:
 @endpoint(bank_bp, "/bank-transactions", ["GET"], role=READER)
 def list_bank_transactions(ctx: Ctx) -> Any:
     ctx.check_query(("status", "customer_id", "booked_from", "booked_to", "limit", "cursor"))
+    from ..domain.bank_transaction import STATUSES
+
     page = wiring.bank().list(status=ctx.q_choice("status", STATUSES), customer_id=ctx.q_str("customer_id", 64),
                               booked_from=ctx.q_date("booked_from"), booked_to=ctx.q_date("booked_to"),
                               limit=ctx.q_int("limit", 50, 1, 200), cursor=ctx.q_str("cursor", 2000))

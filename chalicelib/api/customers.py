@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint
 
 from .. import wiring
 from ..domain.auth import CLERK, READER
-from ..domain.parties import Customer
 from .http import Ctx, created, endpoint, page_body
+
+if TYPE_CHECKING:
+    from ..domain.parties import Customer
 
 customers_bp = Blueprint(__name__)
 
@@ -20,6 +22,8 @@ def present(customer: Customer) -> dict[str, Any]:
 
 @endpoint(customers_bp, "/customers", ["POST"], role=CLERK)
 def create_customer(ctx: Ctx) -> Any:
+    from ..domain.parties import Customer
+
     customer, replayed = wiring.customers().create(ctx.body(Customer.EDITABLE), ctx.actor, ctx.idempotency())
     return created(present(customer), replayed)
 
@@ -39,6 +43,8 @@ def get_customer(ctx: Ctx, customer_id: str) -> Any:
 
 @endpoint(customers_bp, "/customers/{customer_id}", ["PATCH"], role=CLERK)
 def update_customer(ctx: Ctx, customer_id: str) -> Any:
+    from ..domain.parties import Customer
+
     body = ctx.body((*Customer.EDITABLE, "version"))
     version = body.pop("version", None)
     return present(wiring.customers().update(customer_id, body, ctx.actor, expected_version=version))

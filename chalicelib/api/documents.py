@@ -63,7 +63,7 @@ def invoice_xml(ctx: Ctx, invoice_id: str) -> Any:
 @documents_bp.route("/pay/{token}/pdf", methods=["GET"])
 def pay_page_pdf(token: str) -> Response:
     """The PDF of the hosted invoice page (the token is the credential); unknown links are a bare 404."""
-    from ..services.pay import Gone
+    from ..domain.errors import Gone
     from .pages import bare_page
 
     try:

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint
 
 from .. import wiring
-from ..domain import creditor_reference
 from ..domain.auth import CLERK, READER
-from ..domain.invoice import DRAFT_FIELDS, Invoice
 from .http import Ctx, created, endpoint, page_body
 from .queries import invoice_query, prediction_fields
+
+if TYPE_CHECKING:  # domain modules load with the first request that needs them (cold start)
+    from ..domain.invoice import Invoice
 
 invoices_bp = Blueprint(__name__)
 
 
 def present(invoice: Invoice) -> dict[str, Any]:
+    from ..domain import creditor_reference
+
     body = invoice.to_dict(today=wiring.invoices().today())
     body["pay_url"] = wiring.pay().pay_url(invoice)
     # ISO 11649 RF reference to give with a transfer (docs/cash-application.md)
+
     body["payment_reference"] = creditor_reference.for_invoice(invoice.number, invoice.id) if invoice.number else None
     return body
 
@@ -27,6 +31,8 @@ def present(invoice: Invoice) -> dict[str, Any]:
 @endpoint(invoices_bp, "/invoices", ["POST"], role=CLERK)
 def create_invoice(ctx: Ctx) -> Any:
     # credit_override: {"reason"} lets a draft through a credit hold (services/credit.py, audited)
+    from ..domain.invoice import DRAFT_FIELDS
+
     body = ctx.body((*DRAFT_FIELDS, "credit_override"))
     invoice, replayed = wiring.invoices().create_draft(body, ctx.actor, ctx.idempotency())
     return created(present(invoice), replayed)
@@ -47,6 +53,8 @@ def get_invoice(ctx: Ctx, invoice_id: str) -> Any:
 
 @endpoint(invoices_bp, "/invoices/{invoice_id}", ["PATCH"], role=CLERK)
 def update_invoice(ctx: Ctx, invoice_id: str) -> Any:
+    from ..domain.invoice import DRAFT_FIELDS
+
     return present(wiring.invoices().update_draft(invoice_id, ctx.body(DRAFT_FIELDS), ctx.actor))
 
 

@@ -16,6 +16,7 @@ dates ISO (``Date``), errors are ``Error`` (``{"code", "message", "field"}``), l
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import json
 import re
@@ -372,12 +373,18 @@ def _found_args(fn: Callable[..., Any], method: str) -> list[tuple[str, bool]]:
     except (OSError, TypeError):
         return []
     out = []
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    namespace = dict(fn.__globals__)
+    for node in ast.walk(tree):  # the handler's own (lazy, function-level) imports
+        if isinstance(node, ast.ImportFrom) and node.module is not None:
+            module = importlib.import_module("." * node.level + node.module, fn.__globals__.get("__package__"))
+            namespace.update({alias.asname or alias.name: getattr(module, alias.name) for alias in node.names})
+    for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == method
                 and isinstance(node.func.value, ast.Name) and node.func.value.id == "ctx" and node.args):
             try:
                 value = eval(compile(ast.Expression(node.args[0]), "<openapi>", "eval"),  # noqa: S307 - our code
-                             fn.__globals__)
+                             namespace)
             except Exception:  # noqa: BLE001 - a computed list: leave it to the entry
                 continue
             required = not any(k.arg == "required" and isinstance(k.value, ast.Constant) and k.value.value is False

@@ -21,7 +21,7 @@ import functools
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo
 
@@ -29,13 +29,14 @@ from chalice import Blueprint, Response
 
 from .. import wiring
 from ..config import get_config
-from ..domain.collections import DISPUTE_REASONS, Dispute
-from ..domain.errors import BadRequest, Conflict, NotFound, PaymentGatewayError, ValidationError
-from ..domain.invoice import CREDIT_NOTE, DEPOSIT, OPEN, PAID, VOID, Invoice
-from ..domain.money import Money
-from ..domain.parties import Customer, SellerProfile
+from ..domain.errors import BadRequest, Conflict, Gone, NotFound, PaymentGatewayError, ValidationError
 from ..observability import logger
-from ..services.pay import Gone, PayView
+
+if TYPE_CHECKING:  # the domain loads with the first page request, not at import (cold start)
+    from ..domain.collections import Dispute
+    from ..domain.invoice import Invoice
+    from ..domain.parties import Customer, SellerProfile
+    from ..services.pay import PayView
 
 pages_bp = Blueprint(__name__)
 
@@ -210,6 +211,8 @@ def seller_display_name(identity: Mapping[str, Any]) -> str:
 
 
 def legal_mentions(identity: Mapping[str, Any], f: Any) -> list[str]:
+    from ..domain.money import Money
+
     out = [str(identity.get("legal_name") or "")]
     if identity.get("legal_form") and identity.get("share_capital"):
         capital = Money.parse(identity["share_capital"], identity.get("share_capital_currency") or "EUR")
@@ -239,6 +242,8 @@ def local_date(moment: datetime | None, tz: str) -> date | None:
 
 
 def document_title(invoice: Invoice, f: Any) -> str:
+    from ..domain.invoice import CREDIT_NOTE, DEPOSIT
+
     key = {CREDIT_NOTE: "credit_note_title", DEPOSIT: "deposit_title"}.get(invoice.kind, "invoice_title")
     return f.t(key, number=invoice.number or "")
 
@@ -246,6 +251,8 @@ def document_title(invoice: Invoice, f: Any) -> str:
 def invoice_status(invoice: Invoice, today: date, tz: str, f: Any, *, short: bool = False) -> dict[str, Any]:
     """A badge (label + style) and the extra lines the page shows about the invoice's state.
     ``short``: the table variant (the due date and the amount have their own columns)."""
+    from ..domain.invoice import CREDIT_NOTE, OPEN, PAID, VOID
+
     notes: list[str] = []
     paid = invoice.amount_paid - invoice.amount_reversed
     partial = f.t("status_partial", amount=f.money(invoice.amount_due))
@@ -299,6 +306,8 @@ def return_notice(page: Page, *, paid: bool, mandate_active: bool, f: Any) -> di
 def contest_form(page: Page, action: str, f: Any, *, values: Mapping[str, str] | None = None,
                  errors: Mapping[str, str] | None = None, invoices: list[tuple[str, str]] | None = None,
                  form_id: str = "contest") -> dict[str, Any]:
+    from ..domain.collections import DISPUTE_REASONS
+
     values = values or {}
     return {"id": form_id, "action": page.url(action), "errors": dict(errors or {}),
             "reasons": [(r, f.t(f"reason_{r}")) for r in DISPUTE_REASONS],
@@ -309,6 +318,8 @@ def contest_form(page: Page, action: str, f: Any, *, values: Mapping[str, str] |
 
 def contest_errors(fields: Mapping[str, str], f: Any, *, with_invoice: bool = False) -> dict[str, str]:
     """Presence checks only (so both fields are reported at once); the service applies the rules."""
+    from ..domain.collections import DISPUTE_REASONS
+
     errors = {}
     if with_invoice and not fields.get("invoice_id"):
         errors["invoice_id"] = f.t("error_invoice")
@@ -356,6 +367,8 @@ def transfer_details(view: PayView, f: Any) -> dict[str, Any]:
 
 def pay_page_context(page: Page, token: str, view: PayView, f: Any, *, error: str | None = None,
                      contest: dict[str, Any] | None = None) -> dict[str, Any]:
+    from ..domain.invoice import CREDIT_NOTE, OPEN, PAID
+
     inv, seller, customer = view.invoice, view.seller, view.customer
     identity = seller_identity(inv, seller)
     is_credit = inv.kind == CREDIT_NOTE
@@ -433,6 +446,8 @@ def statement_entries(invoices: list[Invoice], payments: list[Any], tz: str) -> 
     of unapplied cash). Credits: credit notes, payments received, early-payment discounts and
     write-offs. The final balance is what is still due minus the customer's unapplied cash.
     """
+    from ..domain.invoice import CREDIT_NOTE, DEPOSIT
+
     raw: list[tuple[date, int, str, str, dict[str, Any], int]] = []  # date, order, currency, kind, data, signed
 
     def add(day: date | None, kind: str, currency: str, data: dict[str, Any], signed: int) -> None:
@@ -485,6 +500,9 @@ def _strings(f: Any) -> Mapping[str, str]:
 def portal_context(page: Page, token: str, data: Mapping[str, Any], f: Any, *, error: str | None = None,
                    select_error: str | None = None, selected: tuple[str, ...] = (),
                    contest: dict[str, Any] | None = None) -> dict[str, Any]:
+    from ..domain.invoice import CREDIT_NOTE
+    from ..domain.money import Money
+
     customer: Customer = data["customer"]
     seller: SellerProfile = data["seller"]
     today: date = data["today"]
@@ -611,7 +629,7 @@ def portal_checkout(page: Page, token: str) -> Response:
     chosen = tuple(dict.fromkeys(v for v in page.form().get("invoice_ids", []) if v))
     try:
         url = wiring.pay().portal_checkout(token, list(chosen))
-    except ValidationError as exc:
+    except ValidationError:
         from ..adapters.html import Formatter, pick_language
 
         data = wiring.pay().portal(token)

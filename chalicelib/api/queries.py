@@ -8,15 +8,15 @@ response says it in ``query_plan`` and counts ``items_read``.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..domain.errors import BadRequest, ValidationError
-from ..domain.invoice import STATUSES, Invoice
-from ..domain.money import Money, check_currency
-from ..domain.payment import METHODS
 from ..observability import logger
-from ..services.ports import INVOICE_SORTS, PAYMENT_SORTS, InvoiceQuery, PaymentQuery
 from .http import Ctx
+
+if TYPE_CHECKING:  # the domain and ports load with the first list request, not at import (cold start)
+    from ..domain.invoice import Invoice
+    from ..services.ports import InvoiceQuery, PaymentQuery
 
 INVOICE_PARAMS = ("customer_id", "status", "overdue", "due_before", "due_after", "issued_from", "issued_to",
                   "amount_min", "amount_max", "currency", "dunning_step", "dispute_status", "collection_status",
@@ -32,6 +32,8 @@ def _currency(ctx: Ctx) -> str | None:
     if value is None:
         return None
     try:
+        from ..domain.money import check_currency
+
         return check_currency(value)
     except ValidationError:
         raise BadRequest("currency must be an ISO 4217 code such as EUR", field="currency") from None
@@ -42,6 +44,8 @@ def _amount(ctx: Ctx, name: str, currency: str | None) -> int | None:
     if value is None or value == "":
         return None
     try:
+        from ..domain.money import Money
+
         amount = Money.parse(value, currency or "EUR", field=name)
     except ValidationError:
         raise BadRequest(f"{name} must be a decimal string such as 1250.00 (in the currency parameter's "
@@ -57,6 +61,9 @@ def _range(ctx: Ctx, low: str, high: str, lo: Any, hi: Any) -> None:
 
 
 def invoice_query(ctx: Ctx, today: date) -> InvoiceQuery:
+    from ..domain.invoice import STATUSES
+    from ..services.ports import INVOICE_SORTS, InvoiceQuery
+
     ctx.check_query(INVOICE_PARAMS)
     due_before = ctx.q_date("due_before")
     status = ctx.q_choice("status", STATUSES)
@@ -81,6 +88,9 @@ def invoice_query(ctx: Ctx, today: date) -> InvoiceQuery:
 
 
 def payment_query(ctx: Ctx) -> PaymentQuery:
+    from ..domain.payment import METHODS
+    from ..services.ports import PAYMENT_SORTS, PaymentQuery
+
     ctx.check_query(PAYMENT_PARAMS)
     currency = _currency(ctx)
     received_from, received_to = ctx.q_date("received_from"), ctx.q_date("received_to")

@@ -14,7 +14,6 @@ from .. import wiring
 from ..domain.auth import ADMIN, CLERK, READER
 from ..domain.errors import BadRequest, ValidationError
 from ..domain.money import Money, check_currency
-from ..services.reports import LEDGER_FIRST_YEAR
 from .http import JSON_HEADERS, Ctx, endpoint
 
 reports_bp = Blueprint(__name__)
@@ -53,6 +52,8 @@ def as_of_param(ctx: Ctx, name: str = "as_of") -> date:
     if value > today:
         raise BadRequest(f"{name} {value.isoformat()} is in the future (today is {today.isoformat()}): reports "
                          "describe what happened up to a day", field=name)
+    from ..services.credit import LEDGER_FIRST_YEAR
+
     if value.year < LEDGER_FIRST_YEAR:
         raise BadRequest(f"{name} must be on or after {LEDGER_FIRST_YEAR}-01-01", field=name)
     return value

@@ -65,6 +65,12 @@ class ConcurrencyConflict(Conflict):
     code = "concurrent_update"
 
 
+class Gone(DomainError):
+    """A rotated link (HTTP 410): a newer one replaced it."""
+
+    code = "link_replaced"
+
+
 class IdempotencyKeyReused(DomainError):
     """The same Idempotency-Key was sent with a different request (HTTP 422)."""
 

@@ -25,7 +25,6 @@ late) is a conditional write of its next action, grouped up to 100 per transacti
 
 from __future__ import annotations
 
-import json
 from time import monotonic
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor

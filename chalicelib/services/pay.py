@@ -21,7 +21,7 @@ from typing import Any
 
 from ..domain.auth import Actor
 from ..domain.collections import Dispute, Task
-from ..domain.errors import Conflict, DomainError, NotFound, ValidationError
+from ..domain.errors import Conflict, DomainError, Gone, NotFound, ValidationError  # noqa: F401 - Gone re-exported
 from ..domain.ids import new_id
 from ..domain.invoice import CREDIT_NOTE, OPEN, Invoice
 from ..domain.money import Money
@@ -35,12 +35,6 @@ from .settings import SettingsService
 PAY_TOKEN, PORTAL_TOKEN = "paytoken", "portaltoken"
 SEPA_DEBIT_LIMIT = Money(1_000_000, "EUR")  # Stripe's default per-debit limit: 10,000 EUR
 CUSTOMER = Actor.system("customer")
-
-
-class Gone(DomainError):
-    """A rotated link (HTTP 410)."""
-
-    code = "link_replaced"
 
 
 def new_token() -> str:

@@ -28,15 +28,12 @@ from typing import Any, Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from ..domain.auth import Actor
-from ..domain.errors import Conflict, NotFound, ValidationError
+from ..domain.errors import Conflict, ValidationError
 from ..domain.ids import new_id
-from ..domain.invoice import (CREDIT_NOTE, DRAFT, OPEN, OUT_OF_SCOPE, PAID, UNCOLLECTIBLE, VOID, Invoice,
-                              InvoiceLine, compute_totals)
+from ..domain.invoice import (CREDIT_NOTE, DRAFT, OPEN, OUT_OF_SCOPE, PAID, UNCOLLECTIBLE, VOID, Invoice)
 from ..domain.money import Money
 from ..domain.penalties import (ECB_PLUS_MARGIN, LEGAL_BASIS, PenaltyBreakdown, ReferenceRates,
                                 compute_late_penalties)
-from ..domain.terms import PaymentTerms
-from .common import with_retries
 from .dunning_config import DunningConfig
 from .ports import Clock, Ledger, UnitOfWork
 

@@ -18,19 +18,22 @@ from datetime import date, datetime, timezone
 from typing import Any, Generic, Iterable, Sequence, TypeVar
 from zoneinfo import ZoneInfo
 
-from ..domain.aggregates import (AggregateDelta, AggregateKey, ReceivableHistory, deltas_for_invoice_change,
-                                 entries_for_change)
-from ..domain.auth import Actor, ApiKey
-from ..domain.bank_transaction import BankTransaction, ImportRecord
-from ..domain.collections import Dispute, PaymentPlan, Promise, Task
-from ..domain.dunning_record import ActivityEntry, DunningRecord, invoice_projection, projection_changed
+from typing import TYPE_CHECKING
+
 from ..domain.errors import ConcurrencyConflict
 from ..domain.ids import new_id
-from ..domain.invoice import DRAFT, Invoice
-from ..domain.parties import Customer
-from ..domain.payment import Payment
-from ..domain.provider import IntentState
-from ..domain.recurring import RecurringSchedule
+
+if TYPE_CHECKING:  # imported where used: a request pays only for the domain modules it touches (cold start)
+    from ..domain.aggregates import AggregateDelta, AggregateKey
+    from ..domain.auth import Actor, ApiKey
+    from ..domain.bank_transaction import BankTransaction, ImportRecord
+    from ..domain.collections import Dispute, PaymentPlan, Promise, Task
+    from ..domain.dunning_record import ActivityEntry, DunningRecord
+    from ..domain.invoice import Invoice
+    from ..domain.parties import Customer
+    from ..domain.payment import Payment
+    from ..domain.provider import IntentState
+    from ..domain.recurring import RecurringSchedule
 
 T = TypeVar("T")
 
@@ -200,10 +203,11 @@ class SettingsDoc:
 
 # -- unit of work -------------------------------------------------------------------------------
 
-Entity = Customer | Invoice | Payment | ApiKey | SettingsDoc | IntentState | Task | Dispute | Promise | PaymentPlan
-Entity = Entity | RecurringSchedule  # type: ignore[misc]  # monthly recurring billing (issue 3)
-# Cash application (bank transactions) and receivable imports:
-Entity = Entity | BankTransaction | ImportRecord  # type: ignore[misc]
+if TYPE_CHECKING:
+    Entity = Customer | Invoice | Payment | ApiKey | SettingsDoc | IntentState | Task | Dispute | Promise | PaymentPlan
+    Entity = Entity | RecurringSchedule  # type: ignore[misc]  # monthly recurring billing (issue 3)
+    # Cash application (bank transactions) and receivable imports:
+    Entity = Entity | BankTransaction | ImportRecord  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -248,7 +252,8 @@ class DunningTouch:
 
 
 # Dunning (issue 5): per-invoice records, their attribute touches and timeline entries.
-Entity = Entity | DunningRecord  # type: ignore[misc]
+if TYPE_CHECKING:
+    Entity = Entity | DunningRecord  # type: ignore[misc]
 Operation = Operation | DunningTouch  # type: ignore[misc]
 
 
@@ -267,6 +272,8 @@ class UnitOfWork:
     aggregate_deltas: list[AggregateDelta] = field(default_factory=list)
 
     def create(self, entity: T) -> T:
+        from ..domain.invoice import DRAFT, Invoice
+
         if isinstance(entity, Invoice) and entity.status != DRAFT:
             raise TypeError("issued invoices are written with save_invoice (aggregates must follow)")
         created = dataclasses.replace(entity, version=1)  # type: ignore[type-var]
@@ -281,6 +288,8 @@ class UnitOfWork:
         ``on`` is the business date of a money movement (a payment's received_on,
         a credit note's date); it is required when the open balance changes.
         """
+        from ..domain.aggregates import ReceivableHistory, deltas_for_invoice_change, entries_for_change
+
         stored = (ReceivableHistory.from_dict(before.ledger_history)
                   if before is not None and before.ledger_history else None)
         entries = entries_for_change(before, after, on=on or self.now.date())
@@ -305,6 +314,8 @@ class UnitOfWork:
 
     def save(self, entity: T) -> T:
         """Write ``entity`` if nobody changed it since it was read (optimistic lock)."""
+        from ..domain.invoice import Invoice
+
         if isinstance(entity, Invoice):
             raise TypeError("invoices are written with save_invoice (aggregates must follow)")
         return self._save(entity)
@@ -344,6 +355,8 @@ class UnitOfWork:
     def _sync_dunning(self, before: Invoice | None, after: Invoice) -> None:
         """Every invoice change rewrites the dunning record's projection in this transaction; a change
         that may move the next action (status, amount due, dispute, chargeback, collection) wakes it."""
+        from ..domain.dunning_record import invoice_projection, projection_changed
+
         projection = invoice_projection(after)
         if projection is None:
             return
@@ -371,6 +384,8 @@ class UnitOfWork:
     def activity(self, customer_id: str, kind: str, summary: str, *, invoice_ids: Sequence[str] = (),
                  data: dict[str, Any] | None = None, actor: str | None = None) -> ActivityEntry:
         """Append a line to the customer's timeline (GET /customers/{id}/timeline)."""
+        from ..domain.dunning_record import ActivityEntry
+
         entry = ActivityEntry(id=new_id("act"), customer_id=customer_id, at=self.now, kind=kind,
                               actor=actor or self.actor.name, summary=summary, invoice_ids=tuple(invoice_ids),
                               data=data or {})

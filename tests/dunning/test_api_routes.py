@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from datetime import date, timedelta
+from datetime import date
 
 from tests.dunning.test_replay_api import customer, days, issue, pay
 

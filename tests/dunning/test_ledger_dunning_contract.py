@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from chalicelib.domain.auth import Actor
-from chalicelib.domain.dunning_record import DunningRecord, SentEntry
+from chalicelib.domain.dunning_record import SentEntry
 from chalicelib.services.ports import CommitConflict, UnitOfWork
 from tests.fakes import FakeLedger
 

@@ -9,7 +9,6 @@ import io
 import json
 from email import policy
 
-import pytest
 
 from tests.conftest import CUSTOMER_INPUT, line, moto_data
 

@@ -32,7 +32,6 @@ from chalicelib.domain.aggregates import (PORTFOLIO, ReceivableHistory, aging_fr
 from chalicelib.domain.auth import CLERK, Actor
 from chalicelib.domain.invoice import OPEN, PAID, new_draft
 from chalicelib.domain.money import Money
-from chalicelib.domain.terms import PaymentTerms
 from chalicelib.services.ports import FixedClock, InvoiceQuery, UnitOfWork
 from tests.conftest import CUSTOMER_INPUT, SELLER_INPUT, line
 

@@ -9,7 +9,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
 from infra_synth import PROJECT_DIR, Synth
 
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")

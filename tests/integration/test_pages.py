@@ -13,7 +13,6 @@ from decimal import Decimal
 from html import unescape
 from typing import Any
 
-import pytest
 import requests
 
 from chalicelib.adapters.html import Formatter, epc_payload

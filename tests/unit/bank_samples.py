@@ -114,7 +114,7 @@ class Ntry:
     additional: str | None = None
 
     def render(self, version: int) -> str:
-        out = f"<Ntry>"
+        out = "<Ntry>"
         if self.ntry_ref:
             out += f"<NtryRef>{_e(self.ntry_ref)}</NtryRef>"
         out += f'<Amt Ccy="{self.currency}">{self.amount}</Amt><CdtDbtInd>{"CRDT" if self.credit else "DBIT"}</CdtDbtInd>'

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from ...domain.dunning_record import (DUE_SHARDS, WAKE_PREFIX, ActivityEntry, Claim, DunningRecord, SentEntry,
-                                      due_partition, is_active, utc_key)
+if TYPE_CHECKING:  # loaded by the functions that use it: reading an invoice needs none of dunning (cold start)
+    from ...domain.dunning_record import ActivityEntry, DunningRecord
 from ...services.ports import DunningTouch, Page
 from ..codec import decode, encode
 from .models import ActivityItem, DunningItem, TableItem
@@ -33,6 +33,8 @@ def dunning_pk(invoice_id: str) -> str:
 
 
 def dunning_item(r: DunningRecord) -> DunningItem:
+    from ...domain.dunning_record import due_partition
+
     item = DunningItem(pk=dunning_pk(r.invoice_id), sk="STATE", kind="dunning", customer_id=r.customer_id,
                        invoice=r.invoice, customer=r.customer, promises=list(r.promises) or None,
                        data={"sent": encode(list(r.sent)), "claims": encode(list(r.claims)),
@@ -50,6 +52,8 @@ def dunning_item(r: DunningRecord) -> DunningItem:
 
 
 def to_record(item: DunningItem) -> DunningRecord:
+    from ...domain.dunning_record import Claim, DunningRecord, SentEntry
+
     data = item.data or {}
     return DunningRecord(
         invoice_id=item.pk.removeprefix("DUN#"), customer_id=item.customer_id, invoice=item.invoice,
@@ -68,11 +72,15 @@ def activity_item(entry: ActivityEntry) -> ActivityItem:
 
 
 def to_activity(item: ActivityItem) -> ActivityEntry:
+    from ...domain.dunning_record import ActivityEntry
+
     return decode(ActivityEntry, item.data)
 
 
 def touch_update(table: str, op: DunningTouch) -> dict[str, Any]:
     """The raw ``Update`` of a transaction for a :class:`DunningTouch` (an upsert of some attributes)."""
+    from ...domain.dunning_record import WAKE_PREFIX, due_partition, is_active
+
     names = {"#k": "kind", "#c": "customer_id", "#g1p": "gsi1pk", "#g1s": "gsi1sk", "#v": "version"}
     values: dict[str, Any] = {":kind": {"S": "dunning"}, ":cid": {"S": op.customer_id},
                               ":g1p": {"S": f"CUS#{op.customer_id}"}, ":g1s": {"S": f"DUN#{op.invoice_id}"},
@@ -123,6 +131,8 @@ class DunningQueries:
 
     def dunning_due(self, until: datetime, *, limit: int = 500, cursor: str | None = None) -> Page[DunningRecord]:
         """Shard by shard (woken first, then by next action within a shard); the cursor names the shard."""
+        from ...domain.dunning_record import DUE_SHARDS, utc_key
+
         shard, inner = 0, None
         if cursor:
             shard_text, _, inner_text = cursor.partition(".")

@@ -13,14 +13,14 @@ import dataclasses
 import json
 import zlib
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DeleteError, DoesNotExist, GetError, QueryError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
-from ...domain.aggregates import AggregateKey, AggregateUpdate, merge_deltas
 from ...domain.auth import ApiKey
 from ...domain.collections import (DISPUTE_OPEN, PLAN_ACTIVE, PROMISE_ACTIVE, TASK_OPEN, Dispute, PaymentPlan, Promise,
                                    Task)
@@ -36,14 +36,16 @@ from ..codec import decode, encode
 from ...domain.recurring import ACTIVE as SCHEDULE_ACTIVE, RecurringSchedule
 from .models import ScheduleItem
 from .cashapp import CashAppLedger, cashapp_item
-from ...domain.dunning_record import ActivityEntry, DunningRecord
 from ...services.ports import DunningTouch
 from .dunning_items import DunningQueries, activity_item, dunning_item, touch_update
+if TYPE_CHECKING:  # loaded where used: reading an invoice needs neither aggregates nor dunning (cold start)
+    from ...domain.aggregates import AggregateKey, AggregateUpdate
 from .models import (ApiKeyItem, AuditItem, CounterItem, CustomerItem, DisputeItem, IdempotencyItem, IntentItem,
                      InvoiceItem, OutboxItem, PaymentItem, PlanItem, PromiseItem, RefItem, SettingsItem, TableItem,
                      TaskItem)
 
 M = TypeVar("M", bound=TableItem)
+_DOMAIN = __name__.split(".adapters.")[0] + ".domain"
 OUTBOX_SHARDS = 4
 IDEMPOTENCY_TTL = timedelta(days=7)
 MAX_TRANSACTION_ITEMS = 100
@@ -170,6 +172,12 @@ def schedule_item(s: RecurringSchedule) -> ScheduleItem:
     return item
 
 
+def _instance_of(obj: Any, module: str, name: str) -> bool:
+    """``isinstance`` against a class of a module that may not be loaded yet (then nothing is an instance)."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(obj, getattr(loaded, name))
+
+
 def _entity_item(entity: Any) -> TableItem:
     if isinstance(entity, Invoice):
         return invoice_item(entity)
@@ -193,7 +201,7 @@ def _entity_item(entity: Any) -> TableItem:
         return plan_item(entity)
     if isinstance(entity, RecurringSchedule):
         return schedule_item(entity)
-    if isinstance(entity, DunningRecord):
+    if _instance_of(entity, f"{_DOMAIN}.dunning_record", "DunningRecord"):
         return dunning_item(entity)
     cashapp = cashapp_item(entity)  # bank transactions, imports
     if cashapp is not None:
@@ -225,7 +233,7 @@ def _record_item(record: Any) -> TableItem:
                        data=record.data or None, created_at=created,
                        expires_at=(int((created + timedelta(days=record.ttl_days)).timestamp())
                                    if record.ttl_days and created else None))
-    if isinstance(record, ActivityEntry):
+    if _instance_of(record, f"{_DOMAIN}.dunning_record", "ActivityEntry"):
         return activity_item(record)
     raise TypeError(f"no item mapping for {type(record).__name__}")
 
@@ -626,7 +634,12 @@ class DynamoLedger(CashAppLedger, DunningQueries, Ledger):
         if len(ops) > MAX_TRANSACTION_ITEMS:
             raise ValidationError(f"this change touches {len(ops)} records, more than the {MAX_TRANSACTION_ITEMS} "
                                   "DynamoDB commits atomically: split it into smaller requests")
-        updates = merge_deltas(uow.aggregate_deltas)
+        if uow.aggregate_deltas:
+            from ...domain.aggregates import merge_deltas
+
+            updates = merge_deltas(uow.aggregate_deltas)
+        else:
+            updates = []
         if len(ops) + len(updates) > MAX_TRANSACTION_ITEMS:
             raise ValidationError(f"this change touches {len(ops) + len(updates)} records (with report aggregates), "
                                   f"more than the {MAX_TRANSACTION_ITEMS} DynamoDB commits atomically: split it "
@@ -691,6 +704,8 @@ class DynamoLedger(CashAppLedger, DunningQueries, Ledger):
 
     def query_aggregates(self, currency: str, scope: str, *, grain: str | None = None,
                          start: str | None = None, end: str | None = None) -> dict[AggregateKey, dict[str, int]]:
+        from ...domain.aggregates import AggregateKey
+
         client = self._connection.client
         pk = AggregateKey(currency, scope, "", "").pk
         values: dict[str, Any] = {":pk": {"S": pk}}
