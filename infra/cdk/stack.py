@@ -70,9 +70,11 @@ OUTBOX_STREAM_FILTER = {
     },
 }
 
+# No "$context.path": the pay-page and portal paths carry bearer tokens (/pay/{token}); the resource
+# path names the route without them. No source IP either (personal data; the WAF rate rule needs no log).
 ACCESS_LOG_FORMAT = json.dumps({
-    "requestId": "$context.requestId", "ip": "$context.identity.sourceIp", "time": "$context.requestTime",
-    "method": "$context.httpMethod", "resource": "$context.resourcePath", "path": "$context.path",
+    "requestId": "$context.requestId", "time": "$context.requestTime",
+    "method": "$context.httpMethod", "resource": "$context.resourcePath",
     "status": "$context.status", "length": "$context.responseLength", "latency": "$context.responseLatency",
     "integrationLatency": "$context.integration.latency", "integrationStatus": "$context.integration.status",
     "errorType": "$context.error.responseType", "authorizerError": "$context.authorizer.error",

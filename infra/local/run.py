@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         jobs: list[tuple[float, Callable[[], object]]] = [(args.tick, lambda: wiring.outbox().run())]
         jobs.append((60.0, lambda: wiring.dunning().run()))  # the hourly dunning sweep, every minute locally
         jobs.append((300.0, lambda: wiring.recurring().run()))  # the daily recurring invoices (idempotent)
+        # the daily SEPA debits due today (idempotent per invoice and date) and the aggregates check
+        jobs.append((300.0, lambda: wiring.collections().run(wiring.invoices().today())))
+        jobs.append((3600.0, lambda: wiring.reconcile().run()))
         last = {i: 0.0 for i in range(len(jobs))}
         while not stopping:
             for i, (every, job) in enumerate(jobs):

@@ -48,6 +48,8 @@ def test_stage_is_throttled_traced_and_access_logged(stage: Synth) -> None:
     assert props["TracingEnabled"] is True
     access = props["AccessLogSetting"]
     assert "$context.requestId" in access["Format"] and "$context.status" in access["Format"]
+    # pay-page and portal paths carry bearer tokens; source IPs are personal data: neither is logged
+    assert "$context.path" not in access["Format"] and "sourceIp" not in access["Format"]
     logs_id = next(lid for lid, r in stage.resources("AWS::Logs::LogGroup").items()
                    if r["Properties"]["LogGroupName"] == f"/aws/apigateway/ar-backend-{stage.stage}/access")
     assert {"Ref": logs_id} in access["DestinationArn"]["Fn::Join"][1]
