@@ -7,7 +7,9 @@ from typing import Any
 from chalice import Blueprint, Cron, Rate
 
 from . import wiring
-from .observability import flush, logger
+from .observability import count, flush, logger
+
+DUNNING_SEND_FAILED = "DunningSendFailed"  # EMF metric; infra/cdk/monitoring.py alarms on it
 
 jobs_bp = Blueprint(__name__)
 
@@ -93,6 +95,8 @@ def dunning_sweep(event: Any) -> dict[str, Any]:
     remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else None
     report = wiring.dunning().run(budget_s=max(30.0, remaining - 90) if remaining else None).to_dict()
     logger.info("dunning sweep", extra={k: report[k] for k in ("due", "messages", "sent", "failed")})
+    if report["failed"]:
+        count(DUNNING_SEND_FAILED, report["failed"])  # retried next hour; the alarm watches this metric
     flush()
     return report
 

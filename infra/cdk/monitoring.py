@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 FIVE_MINUTES = cdk.Duration.minutes(5)
 OUTBOX_DEAD_LETTER_LOG = "outbox message dead-lettered"   # logged by services/outbox.py
 OUTBOX_FUNCTIONS = ("outbox_drain", "outbox_stream")       # and the API's admin drain
+DUNNING_SEND_FAILED_METRIC = "DunningSendFailed"             # EMF metric of the dunning_sweep job
 WEBHOOK_FAILED_METRIC = "WebhookFailed"                      # EMF metric of the webhook route
 
 
@@ -58,6 +59,10 @@ def add_monitoring(stack: ArBackendStack) -> None:
     webhook_failed = cw.Metric(namespace="ARBackend", metric_name=WEBHOOK_FAILED_METRIC,
                                dimensions_map={"service": s.prefix}, statistic="Sum", period=FIVE_MINUTES)
     alarm("WebhookFailures", webhook_failed, 1, "A payment-provider webhook failed (the provider will retry)")
+    dunning_failed = cw.Metric(namespace="ARBackend", metric_name=DUNNING_SEND_FAILED_METRIC,
+                               dimensions_map={"service": s.prefix}, statistic="Sum", period=cdk.Duration.hours(1))
+    alarm("DunningSendFailures", dunning_failed, 1,
+          "Reminders of the hourly dunning sweep could not be sent (SES/SNS refused or throttled; retried next hour)")
 
     # -- dead letters -----------------------------------------------------------------------------
     dlq_depth = stack.dlq.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Maximum")

@@ -38,6 +38,14 @@ def test_webhook_failures_alarm_reads_the_apps_emf_metric(stage: Synth) -> None:
     assert alarm["Dimensions"] == [{"Name": "service", "Value": f"ar-backend-{stage.stage}"}]
 
 
+def test_dunning_send_failures_alarm_reads_the_jobs_emf_metric(stage: Synth) -> None:
+    from chalicelib.jobs import DUNNING_SEND_FAILED
+
+    alarm = _alarms(stage)["DunningSendFailures"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("ARBackend", DUNNING_SEND_FAILED)
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": f"ar-backend-{stage.stage}"}]
+
+
 def test_every_scheduled_and_event_function_alarms_on_errors(stage: Synth, app_model: Any) -> None:
     alarms = _alarms(stage)
     watched = {a["Dimensions"][0]["Value"] for a in alarms.values()
