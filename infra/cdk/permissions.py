@@ -44,13 +44,19 @@ PROFILES: dict[str, frozenset[str]] = {
     # Scheduled and event-driven jobs (dunning sweep, SEPA collections, recurring billing, ...).
     "job": frozenset({LEDGER_READ, LEDGER_WRITE, DOCUMENTS_READ, DOCUMENTS_WRITE, EVENTS_PUT, MAIL_SEND, SMS_SEND,
                       SECRETS_READ, DLQ_SEND}),
+    # Jobs that only read and write the ledger: the aggregates check (it rewrites drifted cells), the
+    # SES notifications (a bounce marks the invoice's delivery) and the SEPA run (it queues each debit in
+    # the outbox, whose function calls the provider); what follows goes through the outbox.
+    "ledger_job": frozenset({LEDGER_READ, LEDGER_WRITE, DLQ_SEND}),
 }
 
 KIND_PROFILES = {"api": "api", "authorizer": "authorizer", "schedule": "job", "event": "job", "poller": "job",
                  "lambda": "job"}
 
 # Narrower profiles by function name; add a job here when it needs less than "job".
-FUNCTION_PROFILES = {"outbox_drain": "outbox", "outbox_stream": "outbox_stream"}
+FUNCTION_PROFILES = {"outbox_drain": "outbox", "outbox_stream": "outbox_stream",
+                     "reconcile_aggregates": "ledger_job", "ses_events": "ledger_job",
+                     "sepa_collections": "ledger_job"}
 
 
 def profile_for(name: str, kind: str) -> str:

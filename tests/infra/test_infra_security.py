@@ -92,6 +92,12 @@ def test_roles_follow_the_function_profiles(stage: Synth, app_model: Any) -> Non
             "dynamodb:ListStreams", "sqs:SendMessage", "events:PutEvents"} <= stream
     for fn in app_model.functions:
         assert "dynamodb:Scan" not in _allowed_actions(stage, fn.logical_id), "the ledger never scans"
+    # jobs that only touch the ledger get nothing else: no mail, SMS, documents, events or secrets
+    for name in ("reconcile_aggregates", "ses_events", "sepa_collections"):
+        fn = app_model.function(name)
+        allowed = _allowed_actions(stage, fn.logical_id)
+        assert "dynamodb:TransactWriteItems" in allowed or "dynamodb:PutItem" in allowed, name
+        assert not any(a.startswith(("s3:", "ses:", "events:", "secretsmanager:", "sns:")) for a in allowed), name
 
 
 def test_sms_permission_cannot_publish_to_topics(stage: Synth) -> None:
