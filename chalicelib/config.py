@@ -33,10 +33,22 @@ class Config:
     # read lazily from Secrets Manager (SECRETS_NAME) by adapters/secrets.py.
     stripe_secret_key: str | None
     stripe_webhook_secret: str | None
+    # Object Lock retention (COMPLIANCE) of stored business records, in days; 0 = none (dev, local).
+    documents_retention_days: int = 0
 
     @property
     def is_local(self) -> bool:
         return self.aws_endpoint_url is not None
+
+
+def _retention_days(raw: str) -> int:
+    try:
+        days = int(raw)
+    except ValueError:
+        raise ValueError(f"DOCUMENTS_RETENTION_DAYS={raw!r} must be a whole number of days (e.g. 3653)") from None
+    if days < 0:
+        raise ValueError("DOCUMENTS_RETENTION_DAYS must be 0 (no lock) or a positive number of days")
+    return days
 
 
 def _env(name: str, default: str) -> str:
@@ -53,6 +65,7 @@ def get_config() -> Config:
         table_name=_env("TABLE_NAME", "ar-ledger"),
         aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
         documents_bucket=_env("DOCUMENTS_BUCKET", "ar-documents"),
+        documents_retention_days=_retention_days(_env("DOCUMENTS_RETENTION_DAYS", "0")),
         event_bus_name=_env("EVENT_BUS_NAME", "ar-events"),
         mail_from=_env("MAIL_FROM", "factures@example.com"),
         public_base_url=_env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),

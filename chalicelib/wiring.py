@@ -143,7 +143,8 @@ def documents_store() -> Any:
     from .adapters.aws import client
     from .adapters.storage import S3DocumentStore
 
-    return S3DocumentStore(lambda: client("s3"), get_config().documents_bucket)
+    cfg = get_config()
+    return S3DocumentStore(lambda: client("s3"), cfg.documents_bucket, retention_days=cfg.documents_retention_days)
 
 
 # -- electronic invoices (docs/einvoicing.md): documents, credit notes, recurring billing, delivery, platform --

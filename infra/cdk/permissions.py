@@ -103,7 +103,9 @@ def capability_statements(capability: str, res: DataResources, stack: Stack) -> 
                                     resources=[f"{res.bucket_arn}/*"]),
                 iam.PolicyStatement(sid="DocumentsList", actions=["s3:ListBucket"], resources=[res.bucket_arn])]
     if capability == DOCUMENTS_WRITE:
-        return [iam.PolicyStatement(sid="DocumentsWrite", actions=["s3:PutObject"], resources=[f"{res.bucket_arn}/*"])]
+        # PutObjectRetention: the prod lock is set per object at write time (adapters/storage.py)
+        return [iam.PolicyStatement(sid="DocumentsWrite", actions=["s3:PutObject", "s3:PutObjectRetention"],
+                                    resources=[f"{res.bucket_arn}/*"])]
     if capability == EVENTS_PUT:
         return [iam.PolicyStatement(sid="EventsPut", actions=["events:PutEvents"], resources=[res.bus_arn])]
     if capability == MAIL_SEND:

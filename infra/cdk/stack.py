@@ -170,12 +170,13 @@ class ArBackendStack(cdk.Stack):
         return table
 
     def _documents_bucket(self) -> s3.Bucket:
-        """Issued documents (invoices, credit notes, letters): kept 10 years, never public."""
-        lock = None
-        if self.settings.production:
-            # French commercial law keeps accounting documents 10 years; COMPLIANCE means
-            # nobody, root included, can delete or shorten it. Only issued documents go here.
-            lock = s3.ObjectLockRetention.compliance(cdk.Duration.days(3653))
+        """Issued documents (invoices, credit notes, letters): kept 10 years, never public.
+
+        In prod Object Lock is on and the app sets a COMPLIANCE retention of DOCUMENTS_RETENTION_DAYS on
+        each business record it stores (chalicelib/adapters/storage.py): French commercial law keeps
+        accounting documents 10 years, and COMPLIANCE means nobody, root included, can delete or shorten
+        it. Per object rather than a bucket default: evidence packs assembled on request are not records
+        and must stay deletable (personal data)."""
         return s3.Bucket(
             self, "DocumentsBucket",
             versioned=True,
@@ -185,7 +186,6 @@ class ArBackendStack(cdk.Stack):
             enforce_ssl=True,
             minimum_tls_version=1.2,
             object_lock_enabled=self.settings.production or None,
-            object_lock_default_retention=lock,
             lifecycle_rules=[s3.LifecycleRule(id="abort-incomplete-uploads",
                                               abort_incomplete_multipart_upload_after=cdk.Duration.days(1))],
             removal_policy=cdk.RemovalPolicy.RETAIN)
@@ -250,6 +250,8 @@ class ArBackendStack(cdk.Stack):
             "STAGE": s.stage,
             "TABLE_NAME": self.table.table_name,
             "DOCUMENTS_BUCKET": self.bucket.bucket_name,
+            # prod: each stored business record is locked (COMPLIANCE) for 10 years
+            "DOCUMENTS_RETENTION_DAYS": "3653" if s.production else "0",
             "EVENT_BUS_NAME": self.bus.event_bus_name,
             "MAIL_FROM": s.mail_from,
             "SECRETS_NAME": f"ar-backend/{s.stage}",   # a name, not a value: read at run time

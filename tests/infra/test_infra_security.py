@@ -34,12 +34,20 @@ def test_prod_bucket_is_locked_in_compliance_mode_for_ten_years(synthesized: dic
     (bucket,) = synthesized["prod"].resources("AWS::S3::Bucket").values()
     props = bucket["Properties"]
     assert props["ObjectLockEnabled"] is True
-    retention = props["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
-    assert retention["Mode"] == "COMPLIANCE"
-    assert retention.get("Years") == 10 or retention.get("Days", 0) >= 3652
+    # the retention is set per object by the app (evidence packs stay deletable): no bucket default
+    assert "DefaultRetention" not in (props.get("ObjectLockConfiguration") or {}).get("Rule", {})
     assert bucket["DeletionPolicy"] == "Retain"
     (dev_bucket,) = synthesized["dev"].resources("AWS::S3::Bucket").values()
-    assert "ObjectLockConfiguration" not in dev_bucket["Properties"]
+    assert "ObjectLockEnabled" not in dev_bucket["Properties"]
+    for stage, days in (("prod", "3653"), ("dev", "0")):
+        for fn in synthesized[stage].resources("AWS::Lambda::Function").values():
+            variables = fn["Properties"].get("Environment", {}).get("Variables", {})
+            if "DOCUMENTS_BUCKET" in variables:
+                assert variables["DOCUMENTS_RETENTION_DAYS"] == days, stage
+        writers = [s for r in synthesized[stage].resources("AWS::IAM::Role").values()
+                   for p in r["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]
+                   if s.get("Sid") == "DocumentsWrite"]
+        assert writers and all("s3:PutObjectRetention" in s["Action"] for s in writers)
 
 
 # -- IAM ----------------------------------------------------------------------------------------
