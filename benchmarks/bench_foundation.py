@@ -91,9 +91,13 @@ def api_costs(n: int = 60) -> list[tuple[str, str]]:
         call("POST", f"/invoices/{invoice_id}/issue")
 
         meter.reset()
+        call("GET", f"/invoices/{invoice_id}?prediction=false")
+        rows.append(("DynamoDB requests: GET /invoices/{id}?prediction=false", f"{meter.describe()} + "
+                     f"{meter.auth_calls} API-key lookup (cached 60 s: 0 when warm) (goal: 1 read)"))
+        meter.reset()
         call("GET", f"/invoices/{invoice_id}")
-        rows.append(("DynamoDB requests: GET /invoices/{id}", f"{meter.describe()} + {meter.auth_calls} API-key "
-                     "lookup (cached 60 s: 0 when warm) (goal: 1 read)"))
+        rows.append(("DynamoDB requests: GET /invoices/{id} of an open invoice, with its predicted payment date",
+                     f"{meter.describe()} (the customer's payment history, promises and plans: issue 6)"))
         meter.reset()
         call("POST", f"/invoices/{drafts[1]}/issue")
         rows.append(("DynamoDB requests: POST /invoices/{id}/issue", f"{meter.describe()} "

@@ -47,7 +47,12 @@ def list_invoices(ctx: Ctx) -> Any:
 
 @endpoint(invoices_bp, "/invoices/{invoice_id}", ["GET"], role=READER)
 def get_invoice(ctx: Ctx, invoice_id: str) -> Any:
+    """One read; the predicted payment date of an open invoice costs the customer's history (3 Queries):
+    ``?prediction=false`` skips it (a caller that only needs the invoice, e.g. a sync)."""
+    with_prediction = ctx.q_bool("prediction") is not False
     invoice = wiring.invoices().get(invoice_id)
+    if not with_prediction:
+        return present(invoice)
     return {**present(invoice), **prediction_fields(invoice)}  # computed here only, not in lists
 
 

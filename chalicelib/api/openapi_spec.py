@@ -212,8 +212,9 @@ OPERATIONS: dict[str, dict[str, Any]] = {
                "collection_status": "enum:none,scheduled,processing,failed",
                "sort": "enum:due_date,-due_date,amount,-amount", **PAGE_PARAMS},
         response=page(ref("Invoice"))),
-    "GET /invoices/{invoice_id}": op("An invoice, with its predicted payment date when open",
-                                     response=ref("InvoiceWithPrediction")),
+    "GET /invoices/{invoice_id}": op("An invoice, with its predicted payment date when open "
+                                     "(prediction=false: the invoice alone, one read)",
+                                     query={"prediction": "bool"}, response=ref("InvoiceWithPrediction")),
     "PATCH /invoices/{invoice_id}": op("Change a draft", response=ref("Invoice")),
     "POST /invoices/{invoice_id}/issue": op("Number and issue a draft", response=ref("Invoice")),
     "POST /invoices/{invoice_id}/payments": op("Record a payment of one invoice", status=201,

@@ -212,6 +212,10 @@ def test_forecast_and_predicted_payment_date(fapi, ledger):
     inv = fapi.get(f"/invoices/{ledger['A2']}").data
     assert inv["predicted_payment_date"] == "2026-04-07" and inv["prediction"]["rule"] == "payer_history"
     assert fapi.get(f"/invoices/{ledger['A1']}").data["predicted_payment_date"] is None  # paid
+    plain = fapi.get(f"/invoices/{ledger['A2']}?prediction=false")  # the invoice alone, one read
+    assert plain.status_code == 200 and "predicted_payment_date" not in plain.data
+    assert plain.data["id"] == ledger["A2"]
+    assert fapi.get(f"/invoices/{ledger['A2']}?prediction=maybe").status_code == 400
     assert "predicted_payment_date" not in fapi.get("/invoices").data["data"][0]
 
 
