@@ -104,6 +104,15 @@ def test_no_discount_and_vat_on_debits_and_penalty_rate_mentions() -> None:
     assert "Option pour le paiement de la taxe d'après les débits" in text
 
 
+def test_an_invoice_without_delivery_date_or_period_states_the_issue_date_as_delivery() -> None:
+    profile = seller()
+    plain = text_of(render_invoice(issued([line()], seller_profile=profile), context(profile)).pdf)
+    assert "Livraison / prestation" in plain
+    dated = issued([line()], seller_profile=profile, delivery_date="2026-02-26")
+    text = text_of(render_invoice(dated, context(profile)).pdf)
+    assert "Date de livraison 26 février 2026" in text and "Livraison / prestation" not in text
+
+
 def test_english_pdf_has_the_mandatory_mentions() -> None:
     invoice, ctx = SCENARIOS["USD with EUR VAT"]()
     text = text_of(render_invoice(invoice, ctx).pdf)

@@ -260,6 +260,10 @@ def _header(pdf: Any, m: DocumentModel) -> None:
         refs.append((f.t("service_period"), f.t("period", start=f.short_date(start or end),  # type: ignore[arg-type]
                                                     end=f.short_date(end or start))))  # type: ignore[arg-type]
     inv = m.invoice
+    if not m.delivery_date and not m.period and not any(l.period_start or l.period_end for l in inv.lines):
+        # French law requires the date of the sale or service (CGI art. 242 nonies A): none given means
+        # delivered on the day of the invoice, and the invoice says so.
+        refs.append((f.t("delivery_or_service_date"), f.date(m.issue_date)))
     if inv.purchase_order:
         refs.append((f.t("purchase_order"), inv.purchase_order))
     if inv.buyer_reference:
