@@ -10,6 +10,7 @@ tracing already records every invocation without it).
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from typing import Any, Iterator
@@ -21,6 +22,21 @@ SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ar-backend")
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace="ARBackend", service=SERVICE)
+
+
+_PERSONAL = (
+    (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"), "<email>"),
+    (re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), "<iban>"),
+    (re.compile(r"(?<![\w.])(?:\+\d[\d .-]{7,}\d|0\d(?:[ .-]?\d{2}){4})\b"), "<phone>"),
+)
+
+
+def scrub(text: str) -> str:
+    """Exception texts from providers (SES, SNS, Stripe) may quote an address, a phone number or an
+    IBAN: replace them before the text reaches a log or a stored error."""
+    for pattern, placeholder in _PERSONAL:
+        text = pattern.sub(placeholder, text)
+    return text
 
 
 def count(name: str, value: float = 1) -> None:

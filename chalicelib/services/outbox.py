@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Callable, Mapping
 
+from ..observability import scrub
 from .ports import Clock, Ledger, OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class OutboxDrain:
                 raise LookupError(f"no handler for outbox topic {message.topic!r}")
             handler(message.payload)
         except Exception as exc:  # noqa: BLE001 - any failure is retried, then dead-lettered
-            error = f"{type(exc).__name__}: {exc}"
+            error = scrub(f"{type(exc).__name__}: {exc}")  # stored and logged: no personal data
             if message.attempts >= self._max_attempts or isinstance(exc, LookupError):
                 log.error("outbox message dead-lettered", extra={"message_id": message.id, "topic": message.topic,
                                                                   "error": error})

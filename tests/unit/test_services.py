@@ -193,6 +193,21 @@ def test_outbox_dead_letters_after_max_attempts():
     assert world.ledger.list_dead_letters()[0].last_error.startswith("ZeroDivisionError")
 
 
+def test_outbox_errors_are_stored_without_personal_data():
+    world = World()
+    world.issued(world.customer().id)
+
+    def refuse(payload):
+        raise RuntimeError("MessageRejected: jean.dupont@martin-sarl.fr / +33 6 12 34 56 78 / "
+                           "FR76 3000 6000 0112 3456 7890 189 (invoice F2026-000123 due 2026-11-25)")
+
+    drain = OutboxDrain(world.ledger, world.clock, {"event": refuse}, max_attempts=1)
+    assert drain.run().dead == 1
+    error = world.ledger.list_dead_letters()[0].last_error
+    assert error == ("RuntimeError: MessageRejected: <email> / <phone> / <iban> "
+                     "(invoice F2026-000123 due 2026-11-25)")
+
+
 def test_api_keys_authenticate_cache_and_revoke(world):
     access = AccessService(world.ledger, world.clock, ttl_s=0)
     key, secret = access.create_key("erp", "reader", Actor.system("t"))
