@@ -106,6 +106,10 @@ STRINGS: dict[str, dict[str, str]] = {
                       "après un préavis par e-mail. Vous pouvez révoquer le mandat à tout moment.",
         "debit_button": "Mettre en place le prélèvement automatique",
         "debit_active": "Prélèvement automatique actif (mandat {reference}).",
+        "promise": "Besoin d'un délai ?",
+        "promise_help": "Dites-nous quand vous réglerez cette facture : les relances sont suspendues jusqu'à "
+                        "cette date.",
+        "promise_link": "Indiquer une date de paiement",
         "contest": "Contester cette facture",
         "contest_help": "Un problème avec cette facture ? Dites-le-nous : les relances sont suspendues pendant "
                         "l'examen de votre demande.",
@@ -288,6 +292,9 @@ STRINGS: dict[str, dict[str, str]] = {
                       "an email notice. You can revoke the mandate at any time.",
         "debit_button": "Set up automatic debit",
         "debit_active": "Automatic debit is active (mandate {reference}).",
+        "promise": "Need more time?",
+        "promise_help": "Tell us when you will pay this invoice: reminders are paused until that date.",
+        "promise_link": "Give a payment date",
         "contest": "Contest this invoice",
         "contest_help": "Something wrong with this invoice? Tell us: reminders are paused while we review "
                         "your request.",

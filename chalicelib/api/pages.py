@@ -416,6 +416,8 @@ def pay_page_context(page: Page, token: str, view: PayView, f: Any, *, error: st
         "actions": {"checkout": page.url(f"{base}/checkout"), "mandate": page.url(f"{base}/mandate")},
         "transfer": transfer, "debit": debit,
         "contest": (contest or contest_form(page, f"{base}/dispute", f)) if can_contest else None,
+        # a promise to pay pauses the reminders (issue 5); offered while the invoice can be paid here
+        "promise_url": page.url(f"{base}/promise") if can_pay and can_contest else None,
         "done": return_notice(page, paid=inv.status == PAID, mandate_active=mandate is not None, f=f),
         "error": error,
     }

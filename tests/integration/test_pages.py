@@ -99,6 +99,7 @@ def test_pay_page_in_french_shows_the_invoice_the_escompte_and_every_way_to_pay(
     for action in ("checkout", "mandate", "dispute"):
         assert f'<form method="post" action="{base}/{action}"' in resp.text
     assert f'href="{base}/pdf"' in resp.text
+    assert f'href="{base}/promise"' in resp.text and FR.t("promise_link") in seen  # a promise pauses reminders
     # bank transfer: IBAN, BIC, reference = the invoice's RF creditor reference, and the EPC QR code inline
     assert "FR76 3000 6000 0112 3456 7890 189" in seen and SELLER_INPUT["bic"] in seen
     rf = format_reference(invoice["payment_reference"])
@@ -156,6 +157,7 @@ def test_paid_invoice_says_paid_and_has_no_pay_button(payments_stack):
     seen = text(resp)
     assert "Payée le" in seen
     assert "/checkout" not in resp.text and "Payer " not in seen and "/dispute" not in resp.text
+    assert "/promise" not in resp.text
     assert "<svg" not in resp.text                                      # no transfer details either
     again = post_form(ps, f"/pay/{token(invoice)}/checkout")
     assert again.status_code == 409 and FR.t("error_nothing_to_pay") in text(again)
