@@ -8,8 +8,9 @@ and :meth:`Money.to_decimal`. Arithmetic between different currencies raises
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Iterable, Sequence
 
 from .errors import CurrencyError, ValidationError
@@ -33,6 +34,60 @@ _MINOR_UNITS: dict[str, int] = {
 }
 
 MAX_SUPPORTED_DECIMALS = 2
+# The largest amount the ledger holds: |minor units| < 10**15 (10 000 000 000 000.00 EUR). Parsed amounts,
+# invoice line nets and totals are all bounded by it, so every stored amount fits the documents and the
+# DynamoDB number type, and no arithmetic on them ever leaves Decimal's default precision.
+MAX_MINOR_DIGITS = 15
+MAX_MINOR = 10 ** MAX_MINOR_DIGITS
+
+# ASCII digits only: Decimal() would also take "1_000", "١٢" or " NaN", none of which is an amount.
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+MAX_DECIMAL_TEXT = 64
+
+
+def parse_decimal_text(value: object, field: str, *, places: int, int_digits: int,
+                       example: str = "1234.50") -> Decimal:
+    """An exact decimal from client input, checked *before* any arithmetic.
+
+    ``value`` must be a string (or an int) of ASCII digits, optionally signed and with an exponent;
+    at most ``places`` significant decimals and at most ``int_digits`` digits before the point
+    (``abs(value) < 10 ** int_digits``). Exponents are checked on the digits themselves, never by
+    scaling or normalising (which overflow or underflow on "1e999999" or "1E-9999999"). The result
+    is in plain notation (never ``1E+3``), with at most ``places`` decimals; zero is always ``0``
+    (no "-0"). Raises :class:`ValidationError` naming ``field``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValidationError(
+            f"{field} must be a decimal string such as \"{example}\" (numbers in JSON are refused "
+            "to avoid binary rounding)", field=field)
+    text = (value if isinstance(value, str) else str(value) if abs(value) < 10 ** 40 else "x" * 99).strip()
+    if len(text) > MAX_DECIMAL_TEXT:
+        raise ValidationError(f"{field} is too long for a number: send at most {MAX_DECIMAL_TEXT} characters "
+                              f"such as \"{example}\"", field=field)
+    if not _DECIMAL_TEXT.fullmatch(text):
+        raise ValidationError(f"{field} {text!r} is not a decimal number such as \"{example}\"", field=field)
+    if abs(int(text.lower().partition("e")[2] or "0")) > 1000:
+        # Astronomically large or small, or zero written absurdly: none of them is an amount.
+        raise ValidationError(f"{field} {text} has an out-of-range exponent: write the number plainly, "
+                              f"such as \"{example}\"", field=field)
+    sign, digits, exponent = Decimal(text).as_tuple()  # exact: no context, no rounding
+    assert isinstance(exponent, int)
+    digits = tuple(digits)
+    while len(digits) > 1 and digits[0] == 0:
+        digits = digits[1:]
+    if digits == (0,):
+        return Decimal(0)
+    stripped, exp = digits, exponent
+    while stripped[-1] == 0:
+        stripped, exp = stripped[:-1], exp + 1
+    if -exp > places:
+        raise ValidationError(f"{field} {text} has more than {places} decimals" if places else
+                              f"{field} {text} must be a whole number", field=field)
+    if len(stripped) + exp > int_digits:
+        raise ValidationError(f"{field} {text} is too large: at most {int_digits} digits before the "
+                              "decimal point", field=field)
+    target = min(max(exponent, -places), 0)
+    return Decimal((sign, stripped + (0,) * (exp - target), target))
 
 
 def minor_units(currency: str) -> int:
@@ -94,25 +149,10 @@ class Money:
         More decimals than the currency allows is an error, not a silent rounding:
         a payment of "10.005" EUR is a typo someone must fix.
         """
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise ValidationError(
-                f"{field} must be a decimal string such as \"1234.50\" (numbers in JSON are refused "
-                "to avoid binary rounding)", field=field)
-        try:
-            dec = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise ValidationError(f"{field} {value!r} is not a decimal number such as \"1234.50\"",
-                                  field=field) from None
-        if not dec.is_finite():
-            raise ValidationError(f"{field} must be a finite decimal number", field=field)
         exponent = minor_units(currency)
-        scaled = dec * (Decimal(10) ** exponent)
-        if scaled != scaled.to_integral_value():
-            raise ValidationError(
-                f"{field} {value} has more than {exponent} decimals, the precision of {currency}",
-                field=field)
-        if abs(scaled) >= Decimal(10) ** 15:
-            raise ValidationError(f"{field} {value} is too large", field=field)
+        dec = parse_decimal_text(value, field, places=exponent, int_digits=MAX_MINOR_DIGITS - exponent)
+        # Exact: at most MAX_MINOR_DIGITS significant digits, well within Decimal's precision.
+        scaled = dec.scaleb(exponent)
         return cls(int(scaled), currency.upper())
 
     @classmethod

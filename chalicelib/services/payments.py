@@ -122,6 +122,8 @@ class PaymentService:
         invoice = self._ledger.get_invoice(invoice_id)
         amount_raw = data.get("amount", str(invoice.amount_due))
         amount = Money.parse(amount_raw, invoice.currency, field="amount")
+        if not amount.is_positive:
+            raise ValidationError("amount must be greater than 0", field="amount")
         allocation = min(amount, invoice.amount_due) if invoice.amount_due.is_positive else Money.zero(
             invoice.currency)
         if not allocation.is_positive:

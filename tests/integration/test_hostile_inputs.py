@@ -1,0 +1,120 @@
+"""Hostile input through the HTTP edge (chalice test client, moto): every request below is refused with
+400 (cannot be parsed) or 422 (breaks a rule) naming the field, and nothing at all is written.
+
+Each table is one review finding that used to end in a 500 or in stored data that could not be issued.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date
+from typing import Any, Iterator
+
+import boto3
+import pytest
+
+from tests.conftest import CUSTOMER_INPUT, Api, line
+
+TODAY = date.today().isoformat()
+HUGE = ["1e999999", "-1e999999", "1E-9999999", "9" * 80, "1e16", "NaN", "Infinity", "-Infinity", "sNaN",
+        "12.345", "1_000", "١٢", "0x10", " ", "1e-99999999999999999999", "0e-999999"]
+
+
+def snapshot(endpoint: str) -> list[dict[str, Any]]:
+    """Every item of the ledger table (a test-only scan): equal before and after means nothing was written."""
+    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="eu-west-3")
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": os.environ["TABLE_NAME"], "ConsistentRead": True}
+    while True:
+        page = client.scan(**kwargs)
+        items += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return sorted(items, key=lambda i: json.dumps(i, sort_keys=True))
+
+
+@pytest.fixture
+def world(api: Api, stack: str) -> Iterator[dict[str, Any]]:
+    """A customer, a draft, an issued invoice (100.00 + 20% VAT) and a payment of 50.00 on it."""
+    customer = api.post("/customers", CUSTOMER_INPUT).data
+    draft = api.post("/invoices", {"customer_id": customer["id"], "lines": [line()]}).data
+    issued = api.post("/invoices", {"customer_id": customer["id"], "lines": [line()]}).data
+    issued = api.post(f"/invoices/{issued['id']}/issue").data
+    assert issued["status"] == "open", issued
+    payment = api.post(f"/invoices/{issued['id']}/payments", {"amount": "50.00", "method": "bank_transfer",
+                                                              "received_on": TODAY}).data
+    assert payment["id"], payment
+    yield {"customer": customer, "draft": draft, "invoice": issued, "payment": payment, "endpoint": stack}
+
+
+def refused(api: Api, world: dict[str, Any], method: str, path: str, body: Any = None, *, status: int | tuple,
+            field: str | None, raw: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
+    """Send one hostile request; it must be refused with ``status`` naming ``field``, writing nothing."""
+    before = snapshot(world["endpoint"]) if method != "GET" else None
+    resp = api.request(method, path, body, raw=raw, headers=headers)
+    statuses = status if isinstance(status, tuple) else (status,)
+    where = f"{method} {path} {str(body)[:200]!r}"
+    assert resp.status_code in statuses, (where, resp.status_code, resp.body[:500])
+    assert resp.data and resp.data["code"] and resp.data["message"], (where, resp.body[:500])
+    if field is not None:
+        assert resp.data.get("field") == field, (where, resp.data)
+    if before is not None:
+        assert snapshot(world["endpoint"]) == before, f"{where} wrote something"
+    return resp
+
+
+# -- 1. amounts: the size is checked before any arithmetic ------------------------------------------------
+
+def test_hostile_amounts_in_queries_are_400(api, world):
+    from urllib.parse import quote
+
+    cid = world["customer"]["id"]
+    for value, path, field in ((v, p.format(cid=cid, q=quote(v)), f) for v in HUGE for p, f in (
+            ("/invoices?amount_min={q}", "amount_min"), ("/invoices?amount_max={q}", "amount_max"),
+            ("/payments?amount_min={q}", "amount_min"), ("/payments?amount_max={q}", "amount_max"),
+            ("/customers/{cid}/credit-check?amount={q}", "amount"))):
+        if not value.strip():
+            continue  # an empty filter is no filter
+        refused(api, world, "GET", path, status=400, field=field)
+
+
+def test_hostile_amounts_in_bodies_are_422(api, world):
+    for value in HUGE + [12.5, None, [], {}, True, 10 ** 30]:
+        _hostile_amount_in_bodies(api, world, value)
+
+
+def _hostile_amount_in_bodies(api: Api, world: dict[str, Any], value: Any) -> None:
+    cid, inv, pay = world["customer"]["id"], world["invoice"]["id"], world["payment"]["id"]
+    cases = [
+        ("/payments", {"customer_id": cid, "amount": value, "currency": "EUR", "method": "bank_transfer",
+                       "received_on": TODAY}, "amount"),
+        (f"/invoices/{inv}/payments", {"amount": value, "method": "bank_transfer", "received_on": TODAY}, "amount"),
+        ("/promises", {"invoice_ids": [inv], "amount": value, "promised_on": "2099-01-01"}, "amount"),
+        (f"/invoices/{inv}/refunds", {"amount": value}, "amount"),
+        (f"/payments/{pay}/allocations", {"allocations": [{"invoice_id": inv, "amount": value}]},
+         "allocations[0].amount"),
+        ("/invoices", {"customer_id": cid, "lines": [line()],
+                       "allowances_charges": [{"type": "allowance", "amount": value, "reason": "x",
+                                               "vat_rate": "20"}]}, "allowances_charges[0].amount"),
+        (f"/customers/{cid}", {"credit_limit": value}, "credit_limit"),
+    ]
+    for path, body, field in cases:
+        if value is None and path in ("/promises", f"/invoices/{inv}/refunds", f"/customers/{cid}"):
+            continue  # null means "the amount due" / "everything paid" / "no limit" there
+        method = "PATCH" if path.startswith("/customers/") else "POST"
+        refused(api, world, method, path, body, status=(422, 409) if "refunds" in path else 422,
+                field=None if "refunds" in path else field)
+
+
+def test_minus_zero_is_zero_and_plain_amounts_still_work(api, world):
+    from chalicelib.domain.money import Money
+
+    assert Money.parse("-0", "EUR") == Money(0, "EUR") and str(Money.parse("1e3", "EUR")) == "1000.00"
+    assert str(Money.parse("9999999999999.99", "EUR")) == "9999999999999.99"
+    inv = world["invoice"]["id"]
+    refused(api, world, "POST", f"/invoices/{inv}/payments", {"amount": "-0", "method": "bank_transfer",
+                                                             "received_on": TODAY}, status=422,
+            field="amount")
+    assert api.get("/invoices?amount_min=0.00&amount_max=1e3").status_code == 200
