@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, localcontext
 from typing import Any, Mapping, Sequence
 
 from .errors import InvalidTransition, ValidationError
 from .fields import reject_unknown
-from .money import Money, check_currency, money_sum
+from .money import MAX_MINOR, Money, check_currency, minor_units, money_sum, parse_decimal_text
 from .terms import PaymentTerms, check_due_date_legal
 
 # -- statuses & kinds ---------------------------------------------------------------------------
@@ -61,21 +61,9 @@ def canonical_rate(rate: Decimal) -> Decimal:
 
 
 def _parse_decimal(value: Any, name: str, places: int) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ValidationError(f"{name} must be a decimal string such as \"1.5\" (JSON numbers are refused to "
-                              "avoid binary rounding)", field=name)
-    try:
-        dec = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValidationError(f"{name} {value!r} is not a decimal number", field=name) from None
-    if not dec.is_finite():
-        raise ValidationError(f"{name} must be a finite number", field=name)
-    exponent = dec.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -places:
-        raise ValidationError(f"{name} {value} has more than {places} decimals", field=name)
-    if abs(dec) >= Decimal(10) ** 12:
-        raise ValidationError(f"{name} {value} is too large", field=name)
-    return dec
+    """A quantity, price or rate: exact, at most ``places`` decimals and 12 integer digits, checked on
+    the digits before any arithmetic ("1E-9999999" is refused, not normalised to zero)."""
+    return parse_decimal_text(value, name, places=places, int_digits=12, example="1.5")
 
 
 def _parse_date(value: Any, name: str) -> date:
@@ -642,6 +630,37 @@ def _einvoicing_values(data: Mapping[str, Any], currency: str) -> dict[str, Any]
     return out
 
 
+def _largest(currency: str) -> str:
+    return str(Money(MAX_MINOR - 1, currency))
+
+
+def _check_line_nets(lines: Sequence[InvoiceLine], currency: str) -> None:
+    """Each line net (quantity x unit price) fits the ledger's amounts, like any parsed amount."""
+    scale = Decimal(10) ** minor_units(currency)
+    for i, line in enumerate(lines):
+        with localcontext() as ctx:
+            ctx.prec = 60  # exact: 18 digits x 16 digits
+            net = line.quantity * line.unit_price * scale
+        if net >= MAX_MINOR:
+            raise ValidationError(
+                f"lines[{i}] amounts to {line.quantity} x {line.unit_price}, more than the largest amount of "
+                f"{_largest(currency)} {currency}: lower the quantity or the unit price, or split the line "
+                "over several invoices", field=f"lines[{i}]")
+
+
+def _check_totals(totals: Totals) -> None:
+    """The document totals fit the ledger's amounts too (500 lines of large nets could exceed them)."""
+    currency = totals.total.currency
+    for name, amount, field in (("line total", totals.line_total, "lines"),
+                                ("charge total", totals.charge_total, "allowances_charges"),
+                                ("total without VAT", totals.tax_exclusive, "lines"),
+                                ("VAT total", totals.vat_total, "lines"), ("total", totals.total, "lines")):
+        if abs(amount.amount) >= MAX_MINOR:
+            raise ValidationError(
+                f"the invoice {name} would be {amount} {currency}, more than the largest amount of "
+                f"{_largest(currency)} {currency}: split it over several invoices", field=field)
+
+
 def _draft_values(data: Mapping[str, Any], currency: str) -> dict[str, Any]:
     """Validate the content fields of a draft (everything except customer and currency)."""
     out: dict[str, Any] = {}
@@ -674,7 +693,9 @@ def _draft_values(data: Mapping[str, Any], currency: str) -> dict[str, Any]:
     delivery = data.get("delivery_date")
     out["delivery_date"] = (delivery if isinstance(delivery, date)
                             else _parse_date(delivery, "delivery_date") if delivery else None)
+    _check_line_nets(out["lines"], currency)
     totals = compute_totals(out["lines"], out["allowances_charges"], currency)
+    _check_totals(totals)
     if totals.total.is_negative:
         raise ValidationError("allowances exceed the invoice lines: the total would be negative",
                               field="allowances_charges")

@@ -118,3 +118,42 @@ def test_minus_zero_is_zero_and_plain_amounts_still_work(api, world):
                                                              "received_on": TODAY}, status=422,
             field="amount")
     assert api.get("/invoices?amount_min=0.00&amount_max=1e3").status_code == 200
+
+
+# -- 2. quantities, prices, line nets and totals are bounded at draft time ----------------------------------
+
+def test_hostile_quantities_prices_and_totals_are_422_on_create_and_patch(api, world):
+    cid, draft = world["customer"]["id"], world["draft"]["id"]
+    cases: list[tuple[list[dict[str, Any]], str]] = [
+        ([line(unit_price="1E-9999999")], "lines[0].unit_price"),
+        ([line(unit_price="1E-7")], "lines[0].unit_price"),
+        ([line(quantity="1e999999")], "lines[0].quantity"),
+        ([line(quantity="1E-9999999")], "lines[0].quantity"),
+        ([line(quantity="1e12")], "lines[0].quantity"),
+        ([line(quantity="NaN")], "lines[0].quantity"),
+        ([line(unit_price="-Infinity")], "lines[0].unit_price"),
+        ([line(vat_rate="2E-999999")], "lines[0].vat_rate"),
+        ([line(vat_rate="1e999999")], "lines[0].vat_rate"),
+        ([line(quantity="999999999999", unit_price="999999999999")], "lines[0]"),
+        ([line(quantity="100000", unit_price="100000000")], "lines[0]"),   # 1e13 EUR: one cent over the cap
+        ([line(quantity="1", unit_price="999999999999")] * 20, "lines"),  # each fits, the sum does not
+        ([line(quantity="1", unit_price="9000000000000")], "lines[0].unit_price"),
+        ([line(quantity="9", unit_price="999999999999")], "lines"),        # 8999999999991 + 20% VAT
+        ([line(quantity=[1])], "lines[0].quantity"),
+        ([line(unit_price={"v": 1})], "lines[0].unit_price"),
+        ([line(unit_price=1.5)], "lines[0].unit_price"),
+    ]
+    for lines, field in cases:
+        refused(api, world, "POST", "/invoices", {"customer_id": cid, "lines": lines}, status=422, field=field)
+        refused(api, world, "PATCH", f"/invoices/{draft}", {"lines": lines}, status=422, field=field)
+
+
+def test_the_largest_invoice_is_stored_canonically_and_issues(api, world):
+    cid = world["customer"]["id"]
+    big = api.post("/invoices", {"customer_id": cid, "lines": [line(quantity="1e3", unit_price="8333333333.3300",
+                                                                    vat_rate="20")]})
+    assert big.status_code == 201, big.data
+    assert big.data["lines"][0]["quantity"] == "1000" and big.data["lines"][0]["unit_price"] == "8333333333.3300"
+    assert big.data["total"] == "9999999999996.00"
+    issued = api.post(f"/invoices/{big.data['id']}/issue")
+    assert issued.status_code == 200 and issued.data["status"] == "open", issued.data
