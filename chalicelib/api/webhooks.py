@@ -26,8 +26,12 @@ def stripe_webhook(ctx: Ctx) -> Any:
     except WebhookSignatureError:
         count("WebhookRejected")
         raise
+    from ..services.provider_events import EventNotReady
+
     try:
         outcome = wiring.provider_events().handle(event)
+    except EventNotReady:
+        raise  # 409: delivered before the payment it changes; Stripe retries (counted as WebhookDeferred)
     except Exception:
         count("WebhookFailed")  # Stripe retries; the alarm watches this metric
         raise

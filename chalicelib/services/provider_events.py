@@ -14,6 +14,11 @@ time, in any order. So:
 - money from a provider is never refused: an unknown invoice, another currency
   or more than is due becomes unapplied cash on the customer (or, with no
   customer, on the review list of unidentified payments);
+- an event about money not recorded yet (a refund or a chargeback delivered
+  before its payment, a dispute closed before it was opened) is never marked
+  processed: it raises :class:`EventNotReady` (HTTP 409) and Stripe delivers it
+  again later (with backoff, for up to 3 days). An event still unmatched after
+  ``DEFER_FOR`` is recorded once as a review task for finance instead;
 - slow work (emails, receipts, platform status, events) goes to the outbox in
   the same transaction.
 
@@ -24,12 +29,12 @@ then one transaction.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
 
 from ..domain.auth import Actor
 from ..domain.collections import Task
-from ..domain.errors import NotFound
+from ..domain.errors import Conflict, NotFound
 from ..domain.ids import new_id
 from ..domain.invoice import OPEN, PAID, Invoice
 from ..domain.money import Money, minor_units
@@ -44,6 +49,27 @@ from .settings import SettingsService
 
 ACTOR = Actor.system("stripe-webhook")
 EVENT_MARKER_DAYS = 90  # Stripe retries for 3 days; keep markers well beyond
+# An out-of-order event is refused (Stripe retries it) for this long after it was created; a delivery
+# after that (a late retry, or a resend from the dashboard) becomes a task for finance: never lost.
+DEFER_FOR = timedelta(days=2)
+UNIDENTIFIED = "unidentified"  # task owner when the provider names no customer of ours
+
+
+class EventNotReady(Conflict):
+    """An event about money we have not recorded yet (it arrived before the payment or the
+    chargeback it changes): nothing is written and the webhook answers 409, so the provider
+    delivers it again later, when the order has resolved itself."""
+
+    code = "event_out_of_order"
+
+    def __init__(self, message: str, *, review: str, amount: int | None = None, currency: str | None = None,
+                 customer_id: str | None = None, payment_intent: str | None = None) -> None:
+        super().__init__(message + ": nothing was recorded; the provider retries this event later")
+        self.review = review  # the finance task's title, if we stop waiting
+        self.amount = amount  # provider minor units, as sent
+        self.currency = currency
+        self.customer_id = customer_id
+        self.payment_intent = payment_intent
 
 
 def _money(amount: int, currency: str) -> Money:
@@ -94,7 +120,15 @@ class ProviderEventService:
             # No read of the event marker first: its conditional put below
             # catches redeliveries, and most events are not redeliveries.
             uow = UnitOfWork(actor=ACTOR, now=self._clock.now())
-            outcome = handler(event["data"]["object"], uow)
+            try:
+                outcome = handler(event["data"]["object"], uow)
+            except EventNotReady as exc:
+                if not self._stop_waiting(event, uow.now):
+                    count("WebhookDeferred")
+                    logger.info("stripe event arrived before what it changes: deferred", extra={"why": exc.message})
+                    raise
+                uow = UnitOfWork(actor=ACTOR, now=uow.now)  # nothing of the handler's partial work
+                outcome = self._review(event, exc, uow)
             uow.put_ref("event", event_id, event_type, {"outcome": outcome}, ttl_days=EVENT_MARKER_DAYS)
             try:
                 self._ledger.commit(uow)
@@ -110,6 +144,27 @@ class ProviderEventService:
         return outcome
 
     # -- helpers --------------------------------------------------------------------------------
+    @staticmethod
+    def _stop_waiting(event: dict[str, Any], now: datetime) -> bool:
+        created = event.get("created")
+        if not isinstance(created, (int, float)) or isinstance(created, bool):
+            return False
+        return now - datetime.fromtimestamp(created, timezone.utc) > DEFER_FOR
+
+    def _review(self, event: dict[str, Any], exc: EventNotReady, uow: UnitOfWork) -> str:
+        """An event that never found its payment: a task for finance (once: the event marker is
+        written in the same transaction), with the provider's amount in its minor units."""
+        obj = event["data"]["object"]
+        uow.create(Task(id=new_id("tsk"), kind="provider_event_review", customer_id=exc.customer_id or UNIDENTIFIED,
+                        title=exc.review, due_on=self._today(None), created_at=uow.now, updated_at=uow.now,
+                        details={"event_id": event.get("id"), "event_type": event.get("type"),
+                                 "object_id": obj.get("id"), "payment_intent": exc.payment_intent,
+                                 "amount_minor": exc.amount, "currency": (exc.currency or "").upper() or None,
+                                 "reason": exc.message}))
+        logger.error("stripe event never matched: task created for finance", extra={"why": exc.message})
+        count("WebhookUnmatched")
+        return "review_task_created"
+
     def _today(self, ts: int | None) -> date:
         tz = self._settings.timezone()
         from zoneinfo import ZoneInfo
@@ -271,8 +326,11 @@ class ProviderEventService:
         intent_id = charge.get("payment_intent")
         state = self._ledger.get_intent(str(intent_id)) if intent_id else None
         if state is None or state.payment_id is None:
-            logger.warning("refund for a payment we never recorded")
-            return "unknown_payment"
+            raise EventNotReady(f"refund of payment {intent_id}, which is not recorded yet",
+                                review="Stripe refund on a payment never recorded here: check it by hand",
+                                amount=int(charge.get("amount_refunded") or 0), currency=charge.get("currency"),
+                                customer_id=(charge.get("metadata") or {}).get("customer_id"),
+                                payment_intent=str(intent_id) if intent_id else None)
         refunded_total = int(charge.get("amount_refunded") or 0)
         delta = refunded_total - state.refunded.amount
         if delta <= 0:
@@ -318,8 +376,11 @@ class ProviderEventService:
         intent_id = dispute.get("payment_intent")
         state = self._ledger.get_intent(str(intent_id)) if intent_id else None
         if state is None or state.payment_id is None:
-            logger.warning("chargeback on a payment we never recorded")
-            return "unknown_payment"
+            raise EventNotReady(f"chargeback {dispute.get('id')} on payment {intent_id}, which is not recorded yet",
+                                review="Stripe chargeback on a payment never recorded here: check it by hand",
+                                amount=int(dispute.get("amount") or 0), currency=dispute.get("currency"),
+                                customer_id=(dispute.get("metadata") or {}).get("customer_id"),
+                                payment_intent=str(intent_id) if intent_id else None)
         if state.chargeback(str(dispute["id"])) is not None:
             return "noop"
         amount = Money(int(dispute.get("amount") or 0), state.amount.currency)
@@ -349,7 +410,11 @@ class ProviderEventService:
         state = self._ledger.get_intent(str(intent_id)) if intent_id else None
         existing = state.chargeback(str(dispute["id"])) if state else None
         if state is None or existing is None:
-            return "unknown_chargeback"  # created-event not applied yet: Stripe retries, order resolves itself
+            raise EventNotReady(f"chargeback {dispute.get('id')} closed before it was opened here",
+                                review="Stripe chargeback closed that was never opened here: check it by hand",
+                                amount=int(dispute.get("amount") or 0), currency=dispute.get("currency"),
+                                customer_id=state.customer_id if state else None,
+                                payment_intent=str(intent_id) if intent_id else None)
         if existing.status != "open":
             return "noop"
         won = dispute.get("status") == "won"

@@ -302,3 +302,40 @@ def test_unknown_event_types_are_acknowledged(flow):
                        "data": {"object": {"id": "txi_1"}}}).encode()
     resp = post_event(flow, body, signed(body))
     assert resp.status_code == 200 and resp.json()["outcome"] == "ignored"
+
+
+def test_refund_delivered_before_its_payment_is_retried_and_applied_once(flow):
+    # Given a card payment and its refund, whose events reach us refund first
+    c = flow.customer()
+    inv = flow.invoice(c["id"])
+    flow.helper("webhooks/hold")
+    pi = flow.pay_by_card(inv, amount=12000)
+    flow.client().v1.refunds.create(params={"payment_intent": pi, "amount": 2000,
+                                            "metadata": {"invoice_id": inv["id"]}})
+    refunded = [e for e in flow.emu.events("charge.refunded") if e["data"]["object"]["payment_intent"] == pi][-1]
+    # When they are released, the refund first
+    flow.helper("webhooks/release", {"order": [refunded["id"]], "wait": True, "timeout": 20})
+    # Then the refund was refused (409, retryable) before the payment, and applied once after it
+    codes = [d["status_code"] for d in flow.emu.deliveries(refunded["id"])]
+    assert codes[0] == 409 and codes[-1] == 200, codes
+    final = wait_until(lambda: (lambda i: i if i["status"] == "open" else None)(flow.get(inv["id"])))
+    assert final["amount_due"] == "20.00" and final["amount_paid"] == "100.00"
+    flow.helper(f"events/{refunded['id']}/resend", {"times": 2, "concurrent": True})
+    flow.settle_wait()
+    assert flow.get(inv["id"])["amount_due"] == "20.00"
+
+
+def test_dispute_closed_before_opened_is_retried_and_applied_once(flow):
+    c = flow.customer()
+    inv = flow.invoice(c["id"])
+    pi = flow.pay_by_card(inv, amount=12000)
+    flow.settle_wait()
+    flow.helper("webhooks/hold")
+    dispute = flow.helper("disputes", {"payment_intent": pi, "reason": "fraudulent"})
+    flow.helper(f"disputes/{dispute['id']}/close", {"status": "won"})
+    closed = flow.event("charge.dispute.closed", dispute["id"])
+    flow.helper("webhooks/release", {"order": "reverse", "wait": True, "timeout": 20})
+    codes = [d["status_code"] for d in flow.emu.deliveries(closed["id"])]
+    assert codes[0] == 409 and codes[-1] == 200, codes
+    won = flow.get(inv["id"])
+    assert won["status"] == "paid" and won["chargeback_status"] == "won" and won["amount_due"] == "0.00"

@@ -1,0 +1,146 @@
+"""Provider (Stripe) events on the in-memory ledger: out-of-order delivery, unsupported currencies,
+payment-link retirement, multi-invoice refunds. Given / When / Then, no sockets."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from chalicelib.domain.auth import CLERK, Actor
+from chalicelib.services.customers import CustomerService
+from chalicelib.services.invoices import InvoiceService
+from chalicelib.services.payments import PaymentService
+from chalicelib.services.ports import FixedClock, UnitOfWork
+from chalicelib.services.provider_events import EventNotReady, ProviderEventService
+from chalicelib.services.settings import SettingsService
+from tests.conftest import CUSTOMER_INPUT, SELLER_INPUT, line
+from tests.fakes import FakeLedger
+
+ALICE = Actor("alice", CLERK)
+NOW = datetime(2026, 3, 10, 8, 0, tzinfo=timezone.utc)
+
+
+class World:
+    def __init__(self) -> None:
+        self.ledger = FakeLedger()
+        self.clock = FixedClock(NOW)
+        self.settings = SettingsService(self.ledger, self.clock)
+        self.settings.put_seller(SELLER_INPUT, Actor.system("test"))
+        self.customers = CustomerService(self.ledger, self.clock, self.settings)
+        self.invoices = InvoiceService(self.ledger, self.clock, self.settings)
+        self.payments = PaymentService(self.ledger, self.clock, self.settings)
+        self.events = ProviderEventService(self.ledger, self.clock, self.settings, lambda: None)  # type: ignore
+        self._n = 0
+
+    def customer(self):
+        return self.customers.create(dict(CUSTOMER_INPUT), ALICE)[0]
+
+    def issued(self, customer_id: str, *lines):
+        draft, _ = self.invoices.create_draft({"customer_id": customer_id, "lines": list(lines) or [line()]}, ALICE)
+        return self.invoices.issue(draft.id, ALICE)
+
+    def invoice(self, invoice_id: str):
+        return self.ledger.get_invoice(invoice_id)
+
+    def event(self, type_: str, obj: dict, *, created: datetime | None = None, event_id: str | None = None) -> dict:
+        self._n += 1
+        return {"id": event_id or f"evt_{self._n}", "object": "event", "type": type_,
+                "created": int((created or self.clock.now()).timestamp()), "data": {"object": obj}}
+
+    @staticmethod
+    def succeeded(pi: str, amount: int, metadata: dict, currency: str = "eur") -> dict:
+        return {"id": pi, "object": "payment_intent", "status": "succeeded", "amount": amount,
+                "amount_received": amount, "currency": currency, "metadata": metadata,
+                "latest_charge": "ch_" + pi[3:], "payment_method_types": ["card"]}
+
+    @staticmethod
+    def refunded(pi: str, total: int, refunds: list[tuple[str, int, dict]], currency: str = "eur") -> dict:
+        return {"id": "ch_" + pi[3:], "object": "charge", "payment_intent": pi, "amount_refunded": total,
+                "currency": currency, "refunds": {"data": [{"id": r, "amount": a, "metadata": m}
+                                                           for r, a, m in refunds]}}
+
+    @staticmethod
+    def dispute(dp: str, pi: str, amount: int, status: str = "needs_response") -> dict:
+        return {"id": dp, "object": "dispute", "payment_intent": pi, "amount": amount, "currency": "eur",
+                "reason": "fraudulent", "status": status}
+
+    def tasks(self, kind: str):
+        return [t for t in self.ledger._all("task") if t.kind == kind]
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def _paid(world: World, amount: int | None = None):
+    c = world.customer()
+    inv = world.issued(c.id)
+    meta = {"invoice_id": inv.id, "customer_id": c.id}
+    return c, inv, meta, amount or inv.amount_due.amount
+
+
+# -- 1. out-of-order events are retried, never lost ------------------------------------------------
+
+def test_refund_before_its_payment_is_deferred_then_applied_exactly_once(world):
+    # Given a refund event delivered before the payment it refunds
+    c, inv, meta, amount = _paid(world)
+    refund = world.event("charge.refunded", world.refunded("pi_1", 2000, [("re_1", 2000, {"invoice_id": inv.id})]))
+    commits = world.ledger.commits
+    # When it is delivered, it is refused (the provider retries it) and nothing is written
+    with pytest.raises(EventNotReady) as err:
+        world.events.handle(refund)
+    assert err.value.code == "event_out_of_order"
+    assert world.ledger.commits == commits and world.ledger.get_ref("event", refund["id"]) is None
+    # When the payment arrives, then the refund is delivered again (and again)
+    assert world.events.handle(world.event("payment_intent.succeeded", world.succeeded("pi_1", amount, meta))) \
+        == "payment_recorded"
+    assert world.invoice(inv.id).status == "paid"
+    assert world.events.handle(refund) == "refund_recorded"
+    assert world.events.handle(refund) == "duplicate"
+    # Then the refund is applied once
+    reopened = world.invoice(inv.id)
+    assert reopened.status == "open" and reopened.amount_due.amount == 2000
+    assert world.ledger.get_payment("pay_pi_1").refunded == 2000
+
+
+def test_dispute_closed_before_created_is_deferred_then_applied_exactly_once(world):
+    c, inv, meta, amount = _paid(world)
+    world.events.handle(world.event("payment_intent.succeeded", world.succeeded("pi_2", amount, meta)))
+    closed = world.event("charge.dispute.closed", world.dispute("dp_1", "pi_2", amount, status="won"))
+    # Given the closing event first: refused, nothing written
+    with pytest.raises(EventNotReady):
+        world.events.handle(closed)
+    assert world.ledger.get_ref("event", closed["id"]) is None
+    # When the opening arrives, then the closing is retried
+    assert world.events.handle(world.event("charge.dispute.created", world.dispute("dp_1", "pi_2", amount))) \
+        == "chargeback_opened"
+    assert world.invoice(inv.id).status == "open"
+    assert world.events.handle(closed) == "chargeback_won"
+    assert world.events.handle(closed) == "duplicate"
+    won = world.invoice(inv.id)
+    assert won.status == "paid" and won.chargeback_status == "won" and won.amount_due.amount == 0
+
+
+def test_chargeback_before_its_payment_is_deferred(world):
+    c, inv, meta, amount = _paid(world)
+    created = world.event("charge.dispute.created", world.dispute("dp_2", "pi_3", amount))
+    with pytest.raises(EventNotReady):
+        world.events.handle(created)
+    world.events.handle(world.event("payment_intent.succeeded", world.succeeded("pi_3", amount, meta)))
+    assert world.events.handle(created) == "chargeback_opened"
+    assert world.events.handle(created) == "duplicate"
+    assert world.invoice(inv.id).amount_due.amount == amount
+
+
+def test_an_event_that_never_finds_its_payment_becomes_a_finance_task_once(world):
+    # Given a refund of a payment we never saw, still delivered after DEFER_FOR (a late retry or a resend)
+    refund = world.event("charge.refunded", world.refunded("pi_ghost", 4500, [("re_9", 4500, {})]),
+                         created=NOW - timedelta(days=3))
+    # When delivered: recorded as a task for finance, with the provider's amount in minor units
+    assert world.events.handle(refund) == "review_task_created"
+    assert world.events.handle(refund) == "duplicate"
+    [task] = world.tasks("provider_event_review")
+    assert task.details["amount_minor"] == 4500 and task.details["currency"] == "EUR"
+    assert task.details["payment_intent"] == "pi_ghost" and task.details["event_id"] == refund["id"]
