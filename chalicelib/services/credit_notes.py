@@ -26,7 +26,7 @@ from ..domain.auth import Actor
 from ..domain.errors import Conflict, ValidationError
 from ..domain.fields import reject_unknown
 from ..domain.ids import new_id
-from ..domain.invoice import (CREDIT_NOTE, DEPOSIT, INVOICE, OPEN, PAID, QUANTITY_PLACES, VOID, Invoice,
+from ..domain.invoice import (CREDIT_NOTE, DEPOSIT, INVOICE, OPEN, PAID, QUANTITY_PLACES, Invoice,
                               _parse_decimal, new_draft)
 from ..domain.parties import Customer, SellerProfile
 from .common import IdempotencyRequest
@@ -146,8 +146,6 @@ class CreditNoteService:
             updated = replace(current.apply_credit(amount, uow.now), credit_notes=(*current.credit_notes, entry))
             saved = uow.save_invoice(current, updated, on=credit.issue_date, action="invoice.credited",
                                      note={"credit_note_id": credit.id, "credit_note_number": credit.number})
-            if saved.status == VOID and current.payment_link:
-                uow.emit("stripe.deactivate_link", {"link_id": current.payment_link["id"]})
             uow.emit("event", envelope("invoice.credited", {
                 "invoice_id": saved.id, "number": saved.number, "customer_id": saved.customer_id,
                 "credit_note_id": credit.id, "credit_note_number": credit.number, "amount": str(amount),

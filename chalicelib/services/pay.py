@@ -8,7 +8,10 @@ revoking makes it unknown (404, revealing nothing).
 
 The Pay button uses the invoice's provider payment link for the amount to pay
 now (discounted inside the escompte window); a link is replaced, never edited,
-when that amount changes, and deactivated when the invoice is paid or voided.
+when that amount changes, and deactivated (through the outbox) as soon as the
+invoice is no longer open or its amount due changes by any path (payments,
+bank cash application, credit notes, write-offs, refunds, chargebacks): see
+``UnitOfWork.save_invoice``.
 """
 
 from __future__ import annotations
@@ -187,7 +190,7 @@ class PayService:
                 "id": created.id, "url": created.url, "amount": amount.amount, "currency": amount.currency},
                 updated_at=uow.now))
             if current.payment_link and current.payment_link.get("id") != created.id:
-                uow.emit("stripe.deactivate_link", {"link_id": current.payment_link["id"]})
+                uow.deactivate_payment_link(str(current.payment_link["id"]))
             self._ledger.commit(uow)
 
         with_retries(save)
@@ -366,7 +369,11 @@ class PayService:
 
 
 def deactivate_link_handler(gateway: Any) -> Any:
-    """Outbox handler: deactivate a superseded or paid invoice's payment link."""
+    """Outbox handler (``stripe.deactivate_link``): deactivate superseded payment links, or those of
+    invoices paid, credited, written off... (``UnitOfWork.deactivate_payment_link``). Deactivating
+    twice is harmless, so a retried message (or a partly done list) simply runs again."""
     def handle(payload: dict[str, Any]) -> None:
-        gateway().deactivate_payment_link(payload["link_id"])
+        ids = list(payload.get("link_ids") or ()) or [payload["link_id"]]  # "link_id": messages queued before
+        for link_id in ids:
+            gateway().deactivate_payment_link(str(link_id))
     return handle

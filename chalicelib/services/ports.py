@@ -257,6 +257,9 @@ if TYPE_CHECKING:
 Operation = Operation | DunningTouch  # type: ignore[misc]
 
 
+DEACTIVATE_LINK_TOPIC = "stripe.deactivate_link"  # payload {"link_ids": [...]} (older messages: {"link_id"})
+
+
 @dataclass
 class UnitOfWork:
     """Changes of one use case, committed atomically by :meth:`Ledger.commit`.
@@ -290,6 +293,7 @@ class UnitOfWork:
         """
         from ..domain.aggregates import ReceivableHistory, deltas_for_invoice_change, entries_for_change
 
+        after = self._retire_payment_link(before, after)
         stored = (ReceivableHistory.from_dict(before.ledger_history)
                   if before is not None and before.ledger_history else None)
         entries = entries_for_change(before, after, on=on or self.now.date())
@@ -311,6 +315,34 @@ class UnitOfWork:
             self.audit(action, "invoice", saved.id, b, {**(a or {}), **(note or {})})
         self._sync_dunning(before, saved)
         return saved
+
+    def _retire_payment_link(self, before: Invoice | None, after: Invoice) -> Invoice:
+        """A provider payment link is for one amount: once the invoice is no longer open or its amount
+        due moved (paid, partly paid, credited, written off, refunded, charged back...), whatever path
+        changed it, the link is deactivated through the outbox and forgotten, so nobody pays the old
+        amount twice; the Pay button creates a link for the new amount when there is one."""
+        from ..domain.invoice import OPEN
+
+        link = after.payment_link
+        if before is None or not link or link != before.payment_link:
+            return after  # no link, or this change sets a new one (the caller retires the old one)
+        if after.status == OPEN and after.amount_due == before.amount_due:
+            return after
+        self.deactivate_payment_link(str(link["id"]))
+        return dataclasses.replace(after, payment_link=None)
+
+    def deactivate_payment_link(self, link_id: str) -> None:
+        """Deactivate a provider payment link after the commit (outbox topic ``stripe.deactivate_link``):
+        one message per unit of work, however many links it retires."""
+        for i, op in enumerate(self.operations):
+            if (isinstance(op, RecordPut) and isinstance(op.record, OutboxMessage)
+                    and op.record.topic == DEACTIVATE_LINK_TOPIC):
+                ids = list(op.record.payload.get("link_ids", ()))
+                if link_id not in ids:
+                    self.operations[i] = dataclasses.replace(op, record=dataclasses.replace(
+                        op.record, payload={**op.record.payload, "link_ids": [*ids, link_id]}))
+                return
+        self.emit(DEACTIVATE_LINK_TOPIC, {"link_ids": [link_id]})
 
     def save(self, entity: T) -> T:
         """Write ``entity`` if nobody changed it since it was read (optimistic lock)."""

@@ -309,8 +309,7 @@ class ProviderEventService:
                                        on=received)
             if saved.status == PAID:
                 uow.emit("event", invoice_event("invoice.paid", saved, uow.now))
-                if saved.payment_link:
-                    uow.emit("stripe.deactivate_link", {"link_id": saved.payment_link["id"]})
+            # save_invoice deactivated the invoice's payment link (its amount is no longer what is due)
         if remaining.is_positive:
             logger.warning("provider payment left unapplied", extra={"intent": state.id,
                                                                      "unapplied": str(remaining)})

@@ -9,9 +9,10 @@ import pytest
 
 from chalicelib.domain.auth import CLERK, Actor
 from chalicelib.services.customers import CustomerService
-from chalicelib.services.invoices import InvoiceService
+from chalicelib.services.invoices import InvoiceHooks, InvoiceService
+from chalicelib.services.pay import issue_hook
 from chalicelib.services.payments import PaymentService
-from chalicelib.services.ports import FixedClock, UnitOfWork
+from chalicelib.services.ports import FixedClock
 from chalicelib.services.provider_events import EventNotReady, ProviderEventService
 from chalicelib.services.settings import SettingsService
 from tests.conftest import CUSTOMER_INPUT, SELLER_INPUT, line
@@ -28,7 +29,7 @@ class World:
         self.settings = SettingsService(self.ledger, self.clock)
         self.settings.put_seller(SELLER_INPUT, Actor.system("test"))
         self.customers = CustomerService(self.ledger, self.clock, self.settings)
-        self.invoices = InvoiceService(self.ledger, self.clock, self.settings)
+        self.invoices = InvoiceService(self.ledger, self.clock, self.settings, InvoiceHooks(on_issue=[issue_hook]))
         self.payments = PaymentService(self.ledger, self.clock, self.settings)
         self.events = ProviderEventService(self.ledger, self.clock, self.settings, lambda: None)  # type: ignore
         self._n = 0
