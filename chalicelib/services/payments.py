@@ -122,7 +122,7 @@ class PaymentService:
         invoice = self._ledger.get_invoice(invoice_id)
         amount_raw = data.get("amount", str(invoice.amount_due))
         amount = Money.parse(amount_raw, invoice.currency, field="amount")
-        if not amount.is_positive:
+        if "amount" in data and not amount.is_positive:
             raise ValidationError("amount must be greater than 0", field="amount")
         allocation = min(amount, invoice.amount_due) if invoice.amount_due.is_positive else Money.zero(
             invoice.currency)
