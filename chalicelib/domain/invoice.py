@@ -22,7 +22,7 @@ from decimal import Decimal, localcontext
 from typing import Any, Mapping, Sequence
 
 from .errors import InvalidTransition, ValidationError
-from .fields import reject_unknown
+from .fields import check_chars, reject_unknown
 from .money import MAX_MINOR, Money, check_currency, minor_units, money_sum, parse_decimal_text
 from .terms import PaymentTerms, check_due_date_legal
 
@@ -76,7 +76,7 @@ def _parse_date(value: Any, name: str) -> date:
                               field=name) from None
 
 
-def _text(value: Any, name: str, *, required: bool, max_len: int) -> str | None:
+def _text(value: Any, name: str, *, required: bool, max_len: int, multiline: bool = False) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise ValidationError(f"{name} is required", field=name)
@@ -85,7 +85,7 @@ def _text(value: Any, name: str, *, required: bool, max_len: int) -> str | None:
         raise ValidationError(f"{name} must be a string", field=name)
     if len(value) > max_len:
         raise ValidationError(f"{name} must be at most {max_len} characters", field=name)
-    return value.strip()
+    return check_chars(value.strip(), name, multiline=multiline)
 
 
 def _vat(data: Mapping[str, Any], prefix: str) -> tuple[Decimal, str, str | None, str | None]:
@@ -111,7 +111,8 @@ def _vat(data: Mapping[str, Any], prefix: str) -> tuple[Decimal, str, str | None
                               field=f"{prefix}vat_rate")
     if category != STANDARD and rate != 0:
         raise ValidationError(f"{prefix}vat_rate must be 0 for category {category}", field=f"{prefix}vat_rate")
-    reason = _text(data.get("exemption_reason"), f"{prefix}exemption_reason", required=False, max_len=300)
+    reason = _text(data.get("exemption_reason"), f"{prefix}exemption_reason", required=False, max_len=300,
+                   multiline=True)
     code = _text(data.get("exemption_code"), f"{prefix}exemption_code", required=False, max_len=30)
     if code is not None and not code.upper().startswith("VATEX-"):
         raise ValidationError(f"{prefix}exemption_code must be a VATEX code such as VATEX-EU-132-1I",
@@ -170,7 +171,8 @@ class InvoiceLine:
         if period_start and period_end and period_end < period_start:
             raise ValidationError(f"{p}period_end must not be before period_start", field=p + "period_end")
         return cls(
-            description=_text(data.get("description"), p + "description", required=True, max_len=1000) or "",
+            description=_text(data.get("description"), p + "description", required=True, max_len=1000,
+                              multiline=True) or "",
             quantity=quantity, unit_price=unit_price, vat_rate=rate, vat_category=category,
             exemption_reason=reason, exemption_code=code, unit_code=unit_code.upper(),
             item_id=_text(data.get("item_id"), p + "item_id", required=False, max_len=64),
@@ -689,7 +691,7 @@ def _draft_values(data: Mapping[str, Any], currency: str) -> dict[str, Any]:
     out["requested_due_date"] = due if isinstance(due, date) else _parse_date(due, "due_date") if due else None
     out["purchase_order"] = _text(data.get("purchase_order"), "purchase_order", required=False, max_len=100)
     out["buyer_reference"] = _text(data.get("buyer_reference"), "buyer_reference", required=False, max_len=100)
-    out["note"] = _text(data.get("note"), "note", required=False, max_len=2000)
+    out["note"] = _text(data.get("note"), "note", required=False, max_len=2000, multiline=True)
     delivery = data.get("delivery_date")
     out["delivery_date"] = (delivery if isinstance(delivery, date)
                             else _parse_date(delivery, "delivery_date") if delivery else None)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import identifiers
 from .errors import ValidationError
-from .fields import reject_unknown
+from .fields import check_chars, reject_unknown
 from .money import Money, check_currency
 from .provider import Mandate
 from .terms import EOM_DAYS_THEN_END, EOM_MODES, PaymentTerms
@@ -37,7 +37,7 @@ def _text(data: Mapping[str, Any], key: str, *, required: bool = False, max_len:
     value = value.strip()
     if len(value) > max_len:
         raise ValidationError(f"{name} must be at most {max_len} characters", field=name)
-    return value
+    return check_chars(value, name)
 
 
 def check_timezone(value: str, field_name: str = "timezone") -> str:

@@ -157,3 +157,51 @@ def test_the_largest_invoice_is_stored_canonically_and_issues(api, world):
     assert big.data["total"] == "9999999999996.00"
     issued = api.post(f"/invoices/{big.data['id']}/issue")
     assert issued.status_code == 200 and issued.data["status"] == "open", issued.data
+
+
+# -- 3. control characters never reach the invoice XML ------------------------------------------------------
+
+CONTROL = ["\x00", "\x07", "\x0b", "\x0c", "\x1b", "\x7f", "\x9b", "\ufffe"]
+
+
+def test_control_characters_in_text_fields_are_422(api, world):
+    cid, draft = world["customer"]["id"], world["draft"]["id"]
+    for ch in CONTROL[1:]:  # every character on two fields, then \x00 on every field
+        refused(api, world, "POST", "/invoices", {"customer_id": cid, "lines": [line(description=f"a{ch}b")]},
+                status=422, field="lines[0].description")
+        refused(api, world, "PATCH", f"/customers/{cid}", {"name": f"a{ch}b"}, status=422, field="name")
+    for ch in CONTROL[:1]:
+        bad = f"Bou{ch}langerie"
+        invoice_cases: list[tuple[dict[str, Any], str]] = [
+            ({"lines": [line(description=bad)]}, "lines[0].description"),
+            ({"lines": [line(item_id=bad)]}, "lines[0].item_id"),
+            ({"lines": [line(vat_rate="0", vat_category="E", exemption_reason=bad)]}, "lines[0].exemption_reason"),
+            ({"lines": [line()], "note": bad}, "note"),
+            ({"lines": [line()], "purchase_order": bad}, "purchase_order"),
+            ({"lines": [line()], "buyer_reference": bad}, "buyer_reference"),
+            ({"lines": [line()], "allowances_charges": [{"type": "allowance", "amount": "1.00", "reason": bad,
+                                                         "vat_rate": "20"}]}, "allowances_charges[0].reason"),
+            ({"lines": [line()], "deliver_to": {"country": "DE", "name": bad}}, "deliver_to.name"),
+        ]
+        for body, field in invoice_cases:
+            refused(api, world, "POST", "/invoices", {"customer_id": cid, **body}, status=422, field=field)
+            refused(api, world, "PATCH", f"/invoices/{draft}", body, status=422, field=field)
+        address = {"line1": "3 place Bellecour", "postal_code": "69002", "city": "Lyon", "country": "FR"}
+        customer_cases: list[tuple[dict[str, Any], str]] = [
+            ({"name": bad}, "name"), ({"external_ref": bad}, "external_ref"),
+            ({"address": {**address, "line1": bad}}, "address.line1"),
+            ({"address": {**address, "line2": bad}}, "address.line2"),
+            ({"address": {**address, "city": bad}}, "address.city"),
+            ({"address": {**address, "postal_code": bad}}, "address.postal_code"),
+        ]
+        for body, field in customer_cases:
+            refused(api, world, "POST", "/customers", {**CUSTOMER_INPUT, **body}, status=422, field=field)
+            refused(api, world, "PATCH", f"/customers/{cid}", body, status=422, field=field)
+    # single-line fields refuse line breaks and tabs too; a description or a note may keep them
+    refused(api, world, "PATCH", f"/customers/{cid}", {"name": "Boulangerie\nMartin"}, status=422, field="name")
+    refused(api, world, "PATCH", f"/invoices/{draft}", {"lines": [line()], "purchase_order": "PO\t1"}, status=422,
+            field="purchase_order")
+    ok = api.patch(f"/invoices/{draft}", {"lines": [line(description="Conseil\n\tjanvier")], "note": "Merci\r\n"})
+    assert ok.status_code == 200, ok.data
+    issued = api.post(f"/invoices/{draft}/issue")
+    assert issued.status_code == 200 and issued.data["lines"][0]["description"] == "Conseil\n\tjanvier", issued.data
