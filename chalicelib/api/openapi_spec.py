@@ -89,12 +89,17 @@ def qtype(spec: str) -> Schema:
 def op(summary: str, *, query: dict[str, str] | None = None, body: Schema | None = None,
        response: Schema | None = None, status: int = 200, media: str = "application/json",
        body_media: tuple[str, ...] = ("application/json",), description: str | None = None,
-       csv: bool = False, pdf: bool = False, html: bool = False, tag: str | None = None) -> dict[str, Any]:
+       csv: bool = False, pdf: bool = False, html: bool = False, tag: str | None = None,
+       accepted: bool = False) -> dict[str, Any]:
+    """``accepted``: the operation may also answer 202 (not finished: call again), with the same body."""
     return {"summary": summary, "query": query or {}, "body": body, "response": response, "status": status,
             "media": media, "body_media": body_media, "description": description, "csv": csv, "pdf": pdf,
-            "html": html, "tag": tag}
+            "html": html, "tag": tag, "accepted": accepted}
 
 
+RECONCILIATION = obj({"as_of": DATE, "status": enum("running", "completed"), "ok": null(BOOL), "slices": INT,
+                      "customers": INT, "drift_count": INT, "drift": arr(OBJ), "aging": arr(OBJ), "items_read": INT,
+                      "slice": OBJ})
 PAGE_PARAMS = {"limit": "int:1-200", "cursor": "str"}
 REPORT_PARAMS = {"as_of": "date", "currency": "ccy", "format": "enum:json,csv"}
 BUCKET = obj({"name": enum("not_due", "1_30", "31_60", "61_90", "over_90"), "amount": MONEY, "count": INT})
@@ -282,10 +287,11 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     "PUT /settings/finance": op("Replace the finance settings", tag="credit",
                                 body=obj({"risk": OBJ, "credit": OBJ, "forecast": OBJ, "version": INT}, ()),
                                 response=FINANCE_SETTINGS),
-    "POST /admin/reconcile": op("Rebuild the report aggregates from the invoices and report drift", tag="reports",
-                                query={"as_of": "date"},
-                                response=obj({"as_of": DATE, "ok": BOOL, "drift_count": INT, "drift": arr(OBJ),
-                                              "aging": arr(OBJ)})),
+    "POST /admin/reconcile": op("Reconcile the report aggregates with the invoices, one time-boxed slice (started "
+                                "or continued): 200 complete, 202 in progress", tag="reports",
+                                query={"as_of": "date"}, response=RECONCILIATION, accepted=True),
+    "GET /admin/reconcile": op("The current or last reconciliation's report (runs nothing)", tag="reports",
+                               response=RECONCILIATION),
     # customer pages (HTML, public: the token is the credential)
     "GET /pay/{token}": op("Hosted invoice page", html=True),
     "POST /pay/{token}/checkout": op("Pay by card or SEPA", html=True),
@@ -416,6 +422,8 @@ def _responses(spec: dict[str, Any], public: bool) -> dict[str, Any]:
     out: dict[str, Any] = {status: {"description": "OK", "content": content}}
     if status == "201":
         out["200"] = {"description": "Replayed (Idempotency-Key)", "content": content}
+    if spec.get("accepted"):
+        out["202"] = {"description": "Not finished within this request: send it again to continue", "content": content}
     out["default"] = error
     return out
 

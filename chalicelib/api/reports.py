@@ -12,7 +12,7 @@ from chalice import Blueprint, Response
 
 from .. import wiring
 from ..domain.auth import ADMIN, CLERK, READER
-from ..domain.errors import BadRequest, ValidationError
+from ..domain.errors import BadRequest, NotFound, ValidationError
 from ..domain.money import Money, check_currency
 from .http import JSON_HEADERS, Ctx, endpoint
 
@@ -257,9 +257,24 @@ def put_finance_settings(ctx: Ctx) -> Any:
     return wiring.finance_settings().put(body, ctx.actor, expected_version=version).to_dict()
 
 
+ADMIN_RECONCILE_BUDGET_S = 5.0  # a slice per request: far under API Gateway's 29 s
+
+
 @endpoint(reports_bp, "/admin/reconcile", ["POST"], role=ADMIN)
 def run_reconcile(ctx: Ctx) -> Any:
+    """One slice of the reconciliation (started, or continued): 200 with the report when it is complete,
+    202 with the progress when not (send it again to continue; the nightly job continues it too)."""
     ctx.check_query(("as_of",))
     ctx.body((), required=False)
-    report = wiring.reconcile().run(as_of_param(ctx))
-    return Response(body=report.to_dict(), status_code=200, headers=dict(JSON_HEADERS))
+    report = wiring.reconcile().run(as_of_param(ctx), budget_s=ADMIN_RECONCILE_BUDGET_S)
+    return Response(body=report.to_dict(), status_code=200 if report.complete else 202, headers=dict(JSON_HEADERS))
+
+
+@endpoint(reports_bp, "/admin/reconcile", ["GET"], role=ADMIN)
+def get_reconcile(ctx: Ctx) -> Any:
+    """The current or last reconciliation's report, as recorded (runs nothing)."""
+    ctx.check_query(())
+    report = wiring.reconcile().latest()
+    if report is None:
+        raise NotFound("no reconciliation has run yet: POST /admin/reconcile starts one", code="reconcile_not_found")
+    return report.to_dict()
