@@ -56,8 +56,13 @@ class StripeGateway(PaymentGateway):
             return fn(self._stripe().v1)
         except stripe.StripeError as exc:
             message = getattr(exc, "user_message", None) or str(exc) or type(exc).__name__
+            status = getattr(exc, "http_status", None)
+            # Network errors (no status), 409 (a concurrent request with the same idempotency key),
+            # 429 and 5xx may succeed if tried again; any other answer refuses this request as sent.
+            retryable = not isinstance(status, int) or status in (409, 429) or status >= 500
             raise PaymentGatewayError(f"the payment provider refused to {what}: {message}",
-                                      details={"provider_code": getattr(exc, "code", None)}) from exc
+                                      details={"provider_code": getattr(exc, "code", None), "http_status": status,
+                                               "retryable": retryable}) from exc
 
     # -- customers, links, sessions -------------------------------------------------------------
     def ensure_customer(self, customer: Customer) -> str:

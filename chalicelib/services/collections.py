@@ -5,6 +5,12 @@ The sweep only marks invoices and writes outbox messages (in one transaction per
 invoice); the outbox handler calls the provider with an idempotency key, so a
 retried message never debits twice. No debit above the per-debit limit or on a
 contested invoice: those fall back to the pay link (and to dunning).
+
+When the debit cannot be started for good (the mandate is no longer active, or
+the provider refuses the request), the invoice's collection is marked failed
+with the reason, as a failed debit is: it leaves "processing", the Pay button
+comes back and dunning resumes. A transient error (network, 5xx, rate limit) is
+raised so the outbox retries it with the same idempotency key.
 """
 
 from __future__ import annotations
@@ -14,7 +20,11 @@ from datetime import date, timedelta
 from typing import Any, Callable
 
 from ..domain.auth import Actor
+from ..domain.errors import PaymentGatewayError
 from ..domain.invoice import OPEN
+from ..observability import count, logger
+from .common import with_retries
+from .events import invoice_event
 from .pay import SEPA_DEBIT_LIMIT
 from .ports import Clock, CommitConflict, InvoiceQuery, Ledger, PaymentGateway, UnitOfWork
 
@@ -79,7 +89,11 @@ class CollectionService:
             report.skipped += 1  # changed meanwhile (paid?): the next run sees its new state
 
     def handler(self) -> Callable[[dict[str, Any]], None]:
-        """Outbox handler for ``stripe.collect``: start the off-session debit."""
+        """Outbox handler for ``stripe.collect``: start the off-session debit.
+
+        A permanent failure marks the collection failed (see the module docstring) and returns;
+        a transient ``PaymentGatewayError`` (details ``retryable``) is raised for the outbox to retry.
+        """
 
         def collect(payload: dict[str, Any]) -> None:
             invoice = self._ledger.get_invoice(payload["invoice_id"])
@@ -88,14 +102,38 @@ class CollectionService:
             customer = self._ledger.get_customer(invoice.customer_id)
             mandate = customer.mandate
             if mandate is None or not mandate.active or not mandate.payment_method:
-                raise RuntimeError("the customer's mandate is no longer active")
+                self._fail(invoice.id, "the customer's SEPA mandate is no longer active: the invoice is paid by "
+                                       "its pay link (or after a new mandate is signed)")
+                return
             gateway = self._gateway()
-            provider_customer = customer.stripe_customer_id or gateway.ensure_customer(customer)
-            gateway.collect_sepa_debit(
-                provider_customer=provider_customer, mandate_id=mandate.id, payment_method=mandate.payment_method,
-                amount=invoice.money(int(payload["amount"])),
-                metadata={"invoice_id": invoice.id, "customer_id": customer.id, "collection": "true",
-                          "invoice_number": invoice.number or ""},
-                idempotency_key=str(payload["attempt_key"]))
+            try:
+                provider_customer = customer.stripe_customer_id or gateway.ensure_customer(customer)
+                gateway.collect_sepa_debit(
+                    provider_customer=provider_customer, mandate_id=mandate.id,
+                    payment_method=mandate.payment_method, amount=invoice.money(int(payload["amount"])),
+                    metadata={"invoice_id": invoice.id, "customer_id": customer.id, "collection": "true",
+                              "invoice_number": invoice.number or ""},
+                    idempotency_key=str(payload["attempt_key"]))
+            except PaymentGatewayError as exc:
+                if exc.details.get("retryable", True):
+                    raise  # network, 5xx, rate limit (or unknown): the outbox retries, same idempotency key
+                self._fail(invoice.id, f"the SEPA debit could not be started: {exc.message}"[:500])
 
         return collect
+
+    def _fail(self, invoice_id: str, reason: str) -> None:
+        """Collection failed for good: back to an open invoice chased by dunning, with the reason."""
+
+        def run() -> None:
+            invoice = self._ledger.get_invoice(invoice_id)
+            if invoice.status != OPEN or invoice.collection_status != "processing":
+                return
+            uow = UnitOfWork(actor=ACTOR, now=self._clock.now())
+            saved = uow.save_invoice(invoice, replace(invoice, collection_status="failed", collection_failure=reason,
+                                                      updated_at=uow.now), action="invoice.collection_failed")
+            uow.emit("event", invoice_event("invoice.collection_failed", saved, uow.now))
+            self._ledger.commit(uow)
+
+        with_retries(run)
+        logger.warning("SEPA collection failed", extra={"invoice_id": invoice_id, "reason": reason})
+        count("SepaCollectionFailed")

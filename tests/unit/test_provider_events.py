@@ -145,3 +145,6 @@ def test_an_event_that_never_finds_its_payment_becomes_a_finance_task_once(world
     [task] = world.tasks("provider_event_review")
     assert task.details["amount_minor"] == 4500 and task.details["currency"] == "EUR"
     assert task.details["payment_intent"] == "pi_ghost" and task.details["event_id"] == refund["id"]
+
+
+SYSTEM_ACTOR = Actor.system("test")
