@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import uuid
 from datetime import date
 from decimal import Decimal
@@ -72,6 +73,33 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_lone_surrogates(data: Any) -> None:
+    """JSON lets a string escape half a UTF-16 pair ("\\ud800"); Python keeps it as a lone surrogate that
+    no UTF-8 encoder (DynamoDB, XML, e-mail) accepts. Refuse it here, naming the field (400)."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            found = _SURROGATE.search(value)
+            if found:
+                raise BadRequest(
+                    f"{path or 'request body'} contains a lone surrogate (\\u{ord(found.group()):04x}) at position "
+                    f"{found.start()}: that is not a character; send valid Unicode (a complete pair such as "
+                    "\\ud83d\\ude00, or the character itself in UTF-8)", field=path or None, code="invalid_text")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                name = key.encode("utf-8", "backslashreplace").decode("utf-8")
+                child = f"{path}.{name}" if path else name
+                if _SURROGATE.search(key):
+                    stack.append((child, key))
+                stack.append((child, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+
+
 class Ctx:
     """What a route needs from the current request."""
 
@@ -99,8 +127,12 @@ class Ctx:
             data = json.loads(raw, parse_float=Decimal, parse_constant=_no_constants)
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+        except RecursionError:
+            raise BadRequest("request body is nested too deeply: send a flatter JSON object",
+                             code="invalid_json") from None
         if not isinstance(data, dict):
             raise BadRequest("request body must be a JSON object ({...})", code="invalid_json")
+        _refuse_lone_surrogates(data)
         if allowed is not None:
             reject_unknown(data, allowed)
         return data

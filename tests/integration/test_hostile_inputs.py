@@ -205,3 +205,33 @@ def test_control_characters_in_text_fields_are_422(api, world):
     assert ok.status_code == 200, ok.data
     issued = api.post(f"/invoices/{draft}/issue")
     assert issued.status_code == 200 and issued.data["lines"][0]["description"] == "Conseil\n\tjanvier", issued.data
+
+
+# -- 4. lone surrogates are refused at the edge ------------------------------------------------------------
+
+def test_lone_surrogates_anywhere_in_a_body_are_400_naming_the_field(api, world):
+    cid, inv, draft = world["customer"]["id"], world["invoice"]["id"], world["draft"]["id"]
+    address = {"line1": "3 place Bellecour", "postal_code": "69002", "city": "Lyon", "country": "FR"}
+    cases: list[tuple[str, str, dict[str, Any], str]] = [
+        ("POST", "/customers", {**CUSTOMER_INPUT, "name": "Martin \ud800"}, "name"),
+        ("POST", "/customers", {**CUSTOMER_INPUT, "address": {**address, "city": "\udfff"}}, "address.city"),
+        ("PATCH", f"/customers/{cid}", {"external_ref": "\udc00x"}, "external_ref"),
+        ("POST", "/invoices", {"customer_id": cid, "lines": [line(), line(description="a\ud800")]},
+         "lines[1].description"),
+        ("PATCH", f"/invoices/{draft}", {"note": "\ud83d"}, "note"),
+        ("POST", f"/invoices/{inv}/disputes", {"reason": "other", "message": "\ud800"}, "message"),
+        ("POST", "/promises", {"invoice_ids": [inv], "note": "\ud800"}, "note"),
+        ("POST", "/api-keys", {"name": "k\ud800", "role": "reader"}, "name"),
+        ("POST", "/customers", {**CUSTOMER_INPUT, "na\ud800me": "x"}, "na\\ud800me"),
+    ]
+    for method, path, body, field in cases:
+        resp = refused(api, world, method, path, body, status=400, field=field)
+        assert resp.data["code"] == "invalid_text"
+    # a complete pair is a character like any other
+    ok = api.patch(f"/customers/{cid}", {"external_ref": "ref-\ud83d\ude00"})
+    assert ok.status_code == 200 and ok.data["external_ref"] == "ref-\U0001f600", ok.data
+
+
+def test_deeply_nested_json_is_400(api, world):
+    raw = b'{"name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    refused(api, world, "POST", "/customers", raw=raw, status=400, field=None)
