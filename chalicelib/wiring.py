@@ -267,6 +267,7 @@ def outbox_handlers() -> dict[str, Callable[[dict[str, Any]], None]]:
         "stripe.collect": collections().handler(),
         **einvoice_outbox_handlers(),
         **dunning_outbox_handlers(),
+        **cashapp_outbox_handlers(),
     }
 
 
@@ -335,7 +336,19 @@ def books() -> Any:
     return BooksService(ledger(), clock(), settings())
 
 
-CASHAPP_GETTERS = (bank, imports, books)
+@lru_cache(maxsize=1)
+def fec_exports() -> Any:
+    from .adapters.codec import decode, encode
+    from .services.fec_exports import FecExportService
+
+    return FecExportService(ledger(), clock(), books(), documents_store, encode=encode, decode=decode)
+
+
+def cashapp_outbox_handlers() -> dict[str, Callable[[dict[str, Any]], None]]:
+    return {"books.fec_export": lambda payload: fec_exports().handler(payload)}
+
+
+CASHAPP_GETTERS = (bank, imports, books, fec_exports)
 
 
 # -- dunning (issue 5, docs/dunning.md): the sweep, promises, payment plans, timeline, penalties ----------

@@ -24,9 +24,9 @@ from chalicelib.domain.invoice import OPEN, Invoice
 from chalicelib.domain.parties import Customer
 from chalicelib.domain.payment import Payment
 from tests.fakes_cashapp import FakeCashAppLedger, cashapp_entity_key
-from chalicelib.services.ports import (AuditEntry, CommitConflict, CounterPut, EntityPut, EventPublisher,
-                                       IdempotencyRecord, InvoiceQuery, Ledger, OutboxMessage, Page, PaymentQuery,
-                                       RecordPut, RefRecord, SettingsDoc, UnitOfWork)
+from chalicelib.services.ports import (AuditEntry, CommitConflict, CounterPut, DocumentStore, EntityPut,
+                                       EventPublisher, IdempotencyRecord, InvoiceQuery, Ledger, OutboxMessage, Page,
+                                       PaymentQuery, RecordPut, RefRecord, SettingsDoc, UnitOfWork)
 
 
 from chalicelib.domain.dunning_record import ActivityEntry, DunningRecord, touched  # noqa: E402
@@ -451,3 +451,32 @@ class RecordingPublisher(EventPublisher):
             self.fail_times -= 1
             raise RuntimeError("bus unavailable")
         self.events.extend(events)
+
+
+class FakeDocumentStore(DocumentStore):
+    """Documents in memory; pre-signed URLs are ``memory://`` addresses (``url_key`` reads one back)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.content_types: dict[str, str] = {}
+        self.urls: list[tuple[str, int]] = []
+
+    def put(self, key: str, content: bytes, content_type: str) -> None:
+        self.objects[key] = bytes(content)
+        self.content_types[key] = content_type
+
+    def get(self, key: str) -> bytes:
+        if key not in self.objects:
+            raise NotFound(f"document {key} is not stored yet", code="document_not_ready")
+        return self.objects[key]
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    def presigned_url(self, key: str, expires_s: int) -> str:
+        self.urls.append((key, expires_s))
+        return f"memory://{key}?expires={expires_s}"
+
+    @staticmethod
+    def url_key(url: str) -> str:
+        return url.removeprefix("memory://").split("?")[0]

@@ -3,8 +3,9 @@
 Retention is set per object, in COMPLIANCE mode, when ``retention_days`` is configured (prod):
 issued invoices and credit notes, their XML, formal-notice letters and proofs of sending are
 business records kept 10 years (French commercial code, art. L123-22). Evidence packs
-(``dunning/evidence/``: copies assembled on request, full of personal data) are not locked, so
-a bucket-wide default retention is not used.
+(``dunning/evidence/``: copies assembled on request, full of personal data) and accounting exports
+(``exports/``: files rebuilt from the ledger on request, and their work parts) are not locked, so a
+bucket-wide default retention is not used.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ..domain.errors import NotFound
 from ..services.ports import DocumentStore
 
 
-UNLOCKED_PREFIXES = ("dunning/evidence/",)
+UNLOCKED_PREFIXES = ("dunning/evidence/", "exports/")
 
 
 class S3DocumentStore(DocumentStore):
@@ -49,3 +50,10 @@ class S3DocumentStore(DocumentStore):
         except client.exceptions.ClientError:
             return False
         return True
+
+    def presigned_url(self, key: str, expires_s: int) -> str:
+        """A GET URL signed with this function's credentials: it needs only ``s3:GetObject`` on the key
+        (the bucket is S3-managed encrypted, no KMS key to grant) and lasts ``expires_s`` seconds, or
+        less if the signing role's session ends first. Locally it points at moto."""
+        return str(self._client().generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=int(expires_s)))

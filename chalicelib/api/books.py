@@ -1,8 +1,12 @@
-"""Books: import existing receivables, export the accounting entries (FEC, CSV)."""
+"""Books: import existing receivables, export the accounting entries (FEC, CSV): at once for a small period,
+in the background (POST /exports/fec, then GET /exports/fec/{id} for a download link) for any period."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +16,7 @@ from .. import wiring
 from ..domain.auth import CLERK, READER
 from ..domain.errors import BadRequest
 from .bank import content_type, file_body
-from .http import JSON_HEADERS, Ctx, endpoint
+from .http import JSON_HEADERS, Ctx, created, endpoint
 
 books_bp = Blueprint(__name__)
 
@@ -55,8 +59,8 @@ def get_import(ctx: Ctx, import_id: str) -> Any:
     return wiring.imports().get(import_id).to_dict()
 
 
-@endpoint(books_bp, "/exports/fec", ["GET"], role=READER)
-def export_fec(ctx: Ctx) -> Any:
+def _period(ctx: Ctx) -> tuple[date, date, str, dict[str, Decimal]]:
+    """The export's parameters (the same for GET and POST /exports/fec): from, to, format, rates."""
     from ..services.books import parse_rates
 
     ctx.check_query(("from", "to", "format", "rates"))
@@ -65,15 +69,38 @@ def export_fec(ctx: Ctx) -> Any:
         raise BadRequest("from and to are required: the period's first and last day, e.g. from=2026-01-01&"
                          "to=2026-12-31", field="from" if start is None else "to")
     fmt = ctx.q_choice("format", ("fec", "csv")) or "fec"
-    export = wiring.books().export(start, end, rates=parse_rates(ctx.q_str("rates", 500)))
-    if fmt == "csv":
-        body, ctype, name = export.csv(), "text/csv; charset=utf-8", export.filename.replace(".txt", ".csv")
-    else:
-        body, ctype, name = export.fec(), "text/plain; charset=utf-8", export.filename
-    headers = {"Content-Type": ctype, "Content-Disposition": f'attachment; filename="{name}"',
+    return start, end, fmt, parse_rates(ctx.q_str("rates", 500))
+
+
+@endpoint(books_bp, "/exports/fec", ["GET"], role=READER)
+def export_fec(ctx: Ctx) -> Any:
+    start, end, fmt, rates = _period(ctx)
+    books = wiring.books()
+    export, file = books.export_file(start, end, fmt=fmt, rates=rates, limits=books.sync_limits)
+    headers = {"Content-Type": file.content_type, "Content-Disposition": f'attachment; filename="{file.filename}"',
                "X-Items-Read": json.dumps(export.reads, separators=(",", ":")),
                "X-Journal-Totals": json.dumps(export.totals(), separators=(",", ":"))}
     if export.warnings:
         headers["X-Export-Warnings"] = str(len(export.warnings))
-    return Response(body=body, status_code=200, headers=headers)
+    return Response(body=file.text, status_code=200, headers=headers)
 
+
+@endpoint(books_bp, "/exports/fec", ["POST"], role=READER)
+def request_fec_export(ctx: Ctx) -> Any:
+    start, end, fmt, rates = _period(ctx)
+    ctx.body((), required=False)  # the parameters are in the query string, as for GET
+    idempotency = ctx.idempotency()
+    if idempotency is not None:  # the request hash covers the body, not the query string: add the parameters
+        params = json.dumps(sorted(ctx.query.items())).encode()
+        idempotency = replace(idempotency, request_hash=hashlib.sha256(
+            idempotency.request_hash.encode() + params).hexdigest())
+    job, replayed = wiring.fec_exports().request(start, end, fmt=fmt, rates=rates, actor=ctx.actor,
+                                                 idempotency=idempotency)
+    response = created(job.to_dict(), replayed, status=202)
+    response.headers["Location"] = f"/exports/fec/{job.id}"
+    return response
+
+
+@endpoint(books_bp, "/exports/fec/{export_id}", ["GET"], role=READER)
+def get_fec_export(ctx: Ctx, export_id: str) -> Any:
+    return wiring.fec_exports().status(export_id)

@@ -123,6 +123,13 @@ FINANCE_SETTINGS = obj({"risk": obj({"weights": obj({k: INT for k in (
     "days_late", "late_share", "overdue_ratio", "oldest_overdue", "broken_promises", "credit_utilization",
     "trend")}, ())}, ()), "credit": obj({"max_overdue_days": INT}, ()), "forecast": OBJ}, ())
 GENERIC = OBJ
+FEC_PARAMS = {"from": "date", "to": "date", "format": "enum:fec,csv", "rates": "str"}
+FEC_EXPORT = obj({"id": STR, "status": enum("queued", "running", "done", "failed"),
+                  "period": obj({"from": DATE, "to": DATE}), "format": enum("fec", "csv"), "steps": INT,
+                  "links": obj({"self": STR, "download": STR}, ("self",)),
+                  "file": obj({"filename": STR, "content_type": STR, "size": INT, "lines": INT, "sha256": STR}),
+                  "download": obj({"url": STR, "expires_at": STR, "expires_in": INT}), "error": ref("Error")},
+                 ("id", "status", "period", "links"))
 
 SCHEMAS: dict[str, Schema] = {
     "Money": {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "example": "1234.50",
@@ -366,8 +373,12 @@ OPERATIONS: dict[str, dict[str, Any]] = {
                         body_media=("application/json", "text/csv", "application/xml", "text/xml", "application/pdf",
                                     "application/octet-stream", "text/plain"), query={"dry_run": "bool"}),
     "GET /imports/{import_id}": op("An import", response=GENERIC),
-    "GET /exports/fec": op("FEC export of a period", query={"from": "date", "to": "date"}, media="text/plain",
-                           response=GENERIC),
+    "GET /exports/fec": op("FEC export of a small period (422 export_too_large: use POST /exports/fec)",
+                           query=FEC_PARAMS, media="text/plain", response=GENERIC),
+    "POST /exports/fec": op("Export the FEC of any period in the background (Idempotency-Key honoured)",
+                            query=FEC_PARAMS, status=202, response=FEC_EXPORT),
+    "GET /exports/fec/{export_id}": op("An export job; when done, a pre-signed download URL (5 minutes)",
+                                       response=FEC_EXPORT),
 }
 
 # -- building -------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from ..domain.aggregates import DISCOUNT, WRITE_OFF, ReceivableHistory
 from ..domain.bank_transaction import BankTransaction
@@ -71,6 +71,20 @@ class BooksExport:
     def totals(self) -> dict[str, dict[str, str]]:
         return {code: {"debit": str(d), "credit": str(c)} for code, (d, c) in check_balanced(self.entries).items()}
 
+    @property
+    def line_count(self) -> int:
+        """Lines of the file, header excluded (one per entry line)."""
+        return sum(len(e.lines) for e in self.entries)
+
+    def render(self, fmt: str = "fec") -> ExportFile:
+        """The FEC (``fmt`` fec: tab-separated, CRLF, ``<SIREN>FEC<to>.txt``) or the same lines as CSV."""
+        if fmt == "csv":
+            return ExportFile(self.csv(), "text/csv; charset=utf-8", self.filename.replace(".txt", ".csv"),
+                              self.line_count)
+        if fmt != "fec":
+            raise ValidationError("format must be fec or csv", field="format")
+        return ExportFile(self.fec(), "text/plain; charset=utf-8", self.filename, self.line_count)
+
 
 def parse_rates(raw: str | None) -> dict[str, Decimal]:
     """``USD:0.92,NOK:0.085`` -> {currency: EUR per unit}."""
@@ -90,31 +104,182 @@ def parse_rates(raw: str | None) -> dict[str, Decimal]:
     return out
 
 
+# Phases of an export's period reads, in order (``read_period``); continuity probes follow them (``finish``).
+SALES, PAYMENTS, PAYOUTS, READ_DONE = "sales", "payments", "payouts", "done"
+PAGE_SIZES = {SALES: 500, PAYMENTS: 200, PAYOUTS: 200}
+
+
+@dataclass(frozen=True)
+class SyncLimits:
+    """What ``GET /exports/fec`` builds inside one API request (29 s, a 6 MB response): beyond, the
+    caller is sent to ``POST /exports/fec``. Measured in docs/cash-application.md (the books)."""
+
+    max_reads: int = 20_000           # items read by the period queries (the creation window holds drafts too)
+    max_lines: int = 20_000           # FEC lines (~150 bytes each: ~3 MB)
+    max_bytes: int = 5 * 1024 * 1024  # the body, with room under the 6 MB Lambda proxy response
+
+
+class ExportTooLarge(ValidationError):
+    code = "export_too_large"
+
+
+@dataclass
+class PeriodReads:
+    """What the period queries returned, in the order read: the order of the sales documents and of the
+    payouts sets the order of same-day entries (their numbers), so a resumed export must rebuild it as is."""
+
+    sales: dict[str, Invoice] = field(default_factory=dict)
+    payments: list[Payment] = field(default_factory=list)
+    payouts: list[BankTransaction] = field(default_factory=list)
+    reads: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def items_read(self) -> int:
+        return sum(self.reads.values())
+
+    def extend(self, other: PeriodReads) -> None:
+        for inv_id, inv in other.sales.items():
+            self.sales.setdefault(inv_id, inv)
+        self.payments.extend(other.payments)
+        self.payouts.extend(other.payouts)
+
+
+@dataclass(frozen=True)
+class ReadPosition:
+    """Where the period reads stand: the phase and the cursor of its next page."""
+
+    phase: str = SALES
+    cursor: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.phase == READ_DONE
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """A rendered export: the file's text and how to serve it."""
+
+    text: str
+    content_type: str
+    filename: str
+    lines: int
+
+    @property
+    def content(self) -> bytes:
+        return self.text.encode("utf-8")
+
+
+def check_period(start: date, end: date) -> None:
+    """Raises ``ValidationError`` for a period that cannot be exported."""
+    if end < start:
+        raise ValidationError("to must not be before from", field="to")
+    if (end - start).days > MAX_PERIOD_DAYS:
+        raise ValidationError(f"export at most {MAX_PERIOD_DAYS} days at a time (a fiscal year)", field="to")
+
+
+def _too_large(what: str, limit: int) -> ExportTooLarge:
+    return ExportTooLarge(
+        f"this period is too large to export in one request ({what} more than {limit:,}): it would not finish "
+        "within the API's 29 s or fit its 6 MB response. Use POST /exports/fec with the same parameters: the "
+        "export is built in the background, GET /exports/fec/{id} then gives a download link",
+        field="to", details={"use": "POST /exports/fec", "limit": limit})
+
+
 class BooksService:
     def __init__(self, ledger: Ledger, clock: Clock, settings: SettingsService,
-                 plan: AccountPlan | None = None) -> None:
+                 plan: AccountPlan | None = None, sync_limits: SyncLimits | None = None) -> None:
         self._ledger = ledger
         self._clock = clock
         self._settings = settings
         self._plan = plan or AccountPlan()
+        self.sync_limits = sync_limits or SyncLimits()
 
-    def export(self, start: date, end: date, *, rates: Mapping[str, Decimal] | None = None) -> BooksExport:
+    def export(self, start: date, end: date, *, rates: Mapping[str, Decimal] | None = None,
+               limits: SyncLimits | None = None) -> BooksExport:
         """Balanced journal entries of ``[start, end]`` (see the module docstring for what is read).
 
-        Raises ``ValidationError`` for a bad period, or an amount in a currency without a rate.
+        Raises ``ValidationError`` for a bad period, or an amount in a currency without a rate;
+        ``ExportTooLarge`` (a ``ValidationError``) when ``limits`` are given and the period exceeds them:
+        the reads stop as soon as they pass ``limits.max_reads``.
         """
-        if end < start:
-            raise ValidationError("to must not be before from", field="to")
-        if (end - start).days > MAX_PERIOD_DAYS:
-            raise ValidationError(f"export at most {MAX_PERIOD_DAYS} days at a time (a fiscal year)", field="to")
+        check_period(start, end)
+        data = PeriodReads()
+
+        def over_budget() -> bool:
+            if limits is not None and data.items_read > limits.max_reads:
+                raise _too_large("items to read", limits.max_reads)
+            return False
+
+        self.read_period(start, end, ReadPosition(), data, stop=over_budget)
+        export = self.finish(start, end, data, rates=rates)
+        if limits is not None and export.line_count > limits.max_lines:
+            raise _too_large("FEC lines", limits.max_lines)
+        return export
+
+    def export_file(self, start: date, end: date, *, fmt: str = "fec", rates: Mapping[str, Decimal] | None = None,
+                    limits: SyncLimits | None = None) -> tuple[BooksExport, ExportFile]:
+        """The export and its file (``fmt`` fec or csv); with ``limits``, refused beyond them (``ExportTooLarge``)."""
+        export = self.export(start, end, rates=rates, limits=limits)
+        file = export.render(fmt)
+        if limits is not None and len(file.content) > limits.max_bytes:
+            raise _too_large("bytes", limits.max_bytes)
+        return export, file
+
+    def read_period(self, start: date, end: date, position: ReadPosition, into: PeriodReads, *,
+                    stop: Callable[[], bool] = lambda: False,
+                    page_sizes: Mapping[str, int] | None = None) -> ReadPosition:
+        """Read the period's pages from ``position`` into ``into`` until every phase is read or ``stop()``
+        (asked before each page) says to stop; returns where the reads stand. The queries of the export,
+        page by page: invoices created in the window, payments received, Stripe payouts booked (no Scan)."""
+        sizes = {**PAGE_SIZES, **(page_sizes or {})}
+        while not position.done:
+            if stop():
+                return position
+            position = self._read_page(start, end, position, into, sizes[position.phase])
+        return position
+
+    def _read_page(self, start: date, end: date, position: ReadPosition, into: PeriodReads,
+                   limit: int) -> ReadPosition:
+        reads = into.reads
+        if position.phase == SALES:
+            low = datetime.combine(start - timedelta(days=DRAFT_HORIZON_DAYS), time(0), tzinfo=timezone.utc)
+            high = datetime.combine(end + timedelta(days=2), time(0), tzinfo=timezone.utc)
+            page = self._ledger.list_invoices_created(low, high, limit=limit, cursor=position.cursor)
+            reads["invoices_created_in_window"] = reads.get("invoices_created_in_window", 0) + (
+                page.scanned or len(page.items))
+            for inv in page.items:
+                if inv.status != DRAFT and inv.issue_date and start <= inv.issue_date <= end:
+                    into.sales[inv.id] = inv
+            return ReadPosition(SALES, page.next_cursor) if page.next_cursor else ReadPosition(PAYMENTS)
+        if position.phase == PAYMENTS:
+            pays = self._ledger.query_payments(PaymentQuery(received_from=start, received_to=end, limit=limit,
+                                                            cursor=position.cursor))
+            into.payments.extend(pays.items)
+            reads["payments"] = reads.get("payments", 0) + len(pays.items)
+            return ReadPosition(PAYMENTS, pays.next_cursor) if pays.next_cursor else ReadPosition(PAYOUTS)
+        if position.phase == PAYOUTS:
+            payouts = self._ledger.list_payouts(start, end, limit=limit, cursor=position.cursor)
+            into.payouts.extend(payouts.items)
+            reads["payouts"] = reads.get("payouts", 0) + len(payouts.items)
+            return ReadPosition(PAYOUTS, payouts.next_cursor) if payouts.next_cursor else ReadPosition(READ_DONE)
+        raise ValueError(f"unknown export phase {position.phase!r}")
+
+    def finish(self, start: date, end: date, data: PeriodReads, *,
+               rates: Mapping[str, Decimal] | None = None) -> BooksExport:
+        """The entries of a period whose pages were all read (``read_period``): the documents the creation
+        window missed (numbering continuity), then one batch read of the invoices settled and of the
+        customers named, and the entries. Raises ``ValidationError`` (a currency without its rate)."""
         seller = self._settings.seller()
         rates = dict(rates or {})
-        reads: dict[str, int] = {}
+        reads = data.reads
         warnings: list[str] = []
-        sales = self._sales(start, end, reads)
-        payments = self._payments(start, end, reads)
+        sales = data.sales
+        reads["invoices_by_number"] = self._by_continuity(sales, start, end)
+        payments = data.payments
         allocated_ids = {a.invoice_id for p in payments for a in p.allocations} - set(sales)
         others = self._ledger.get_invoices(allocated_ids) if allocated_ids else {}
+        others = {k: others[k] for k in sorted(others)}  # a batch read comes back in any order: fix it
         reads["allocated_invoices"] = len(others)
         invoices = {**others, **sales}
         customer_ids = {i.customer_id for i in invoices.values()} | {p.customer_id for p in payments if p.customer_id}
@@ -181,7 +346,7 @@ class BooksService:
                                  exchange_rate=rate(inv.currency))
                 (discounts if e.kind == DISCOUNT else write_offs).append(adj)
         payouts = []
-        for t in self._payouts(start, end, reads):
+        for t in data.payouts:
             fees = Money(int((t.payout or {}).get("fees", 0)), t.currency)
             if t.payout is None:
                 warnings.append(f"Stripe payout of {t.booking_date} ({t.id}) was not reconciled: its fees are not "
@@ -193,26 +358,6 @@ class BooksService:
         return BooksExport(entries=entries, filename=fec_filename(seller.siren, end), reads=reads, warnings=warnings)
 
     # -- reads --------------------------------------------------------------------------------------
-    def _sales(self, start: date, end: date, reads: dict[str, int]) -> dict[str, Invoice]:
-        low = datetime.combine(start - timedelta(days=DRAFT_HORIZON_DAYS), time(0), tzinfo=timezone.utc)
-        high = datetime.combine(end + timedelta(days=2), time(0), tzinfo=timezone.utc)
-        found: dict[str, Invoice] = {}
-        scanned = 0
-        cursor = None
-        while True:
-            page = self._ledger.list_invoices_created(low, high, limit=500, cursor=cursor)
-            scanned += page.scanned or len(page.items)
-            for inv in page.items:
-                if inv.status != DRAFT and inv.issue_date and start <= inv.issue_date <= end:
-                    found[inv.id] = inv
-            cursor = page.next_cursor
-            if not cursor:
-                break
-        reads["invoices_created_in_window"] = scanned
-        probes = self._by_continuity(found, start, end)
-        reads["invoices_by_number"] = probes
-        return found
-
     def _by_continuity(self, found: dict[str, Invoice], start: date, end: date) -> int:
         """Add the period's invoices the creation window missed, from the gapless numbering."""
         series: dict[tuple[str, int], set[int]] = {}
@@ -248,31 +393,6 @@ class BooksService:
                 found.setdefault(inv.id, inv)
                 added += 1
         return added
-
-    def _payments(self, start: date, end: date, reads: dict[str, int]) -> list[Payment]:
-        out: list[Payment] = []
-        cursor = None
-        while True:
-            page = self._ledger.query_payments(PaymentQuery(received_from=start, received_to=end, limit=200,
-                                                            cursor=cursor))
-            out.extend(page.items)
-            cursor = page.next_cursor
-            if not cursor:
-                break
-        reads["payments"] = len(out)
-        return out
-
-    def _payouts(self, start: date, end: date, reads: dict[str, int]) -> list[BankTransaction]:
-        out: list[BankTransaction] = []
-        cursor = None
-        while True:
-            page = self._ledger.list_payouts(start, end, limit=200, cursor=cursor)
-            out.extend(page.items)
-            cursor = page.next_cursor
-            if not cursor:
-                break
-        reads["payouts"] = len(out)
-        return out
 
 
 def _sales_document(inv: Invoice, customer: CustomerAccount, known: Mapping[str, Invoice], vat_on_receipts: bool,

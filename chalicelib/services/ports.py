@@ -755,3 +755,7 @@ class DocumentStore(ABC):
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def presigned_url(self, key: str, expires_s: int) -> str:
+        """A URL that downloads ``key`` without credentials for ``expires_s`` seconds (exports)."""

@@ -47,6 +47,9 @@ class MemoryStore(DocumentStore):
     def exists(self, key: str) -> bool:
         return key in self.objects
 
+    def presigned_url(self, key: str, expires_s: int) -> str:
+        return f"memory://{key}?expires={expires_s}"
+
 
 class RecordingMailer(Mailer):
     def __init__(self) -> None:
