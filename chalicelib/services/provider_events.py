@@ -63,8 +63,9 @@ class EventNotReady(Conflict):
     code = "event_out_of_order"
 
     def __init__(self, message: str, *, review: str, amount: int | None = None, currency: str | None = None,
-                 customer_id: str | None = None, payment_intent: str | None = None) -> None:
+                 customer_id: str | None = None, payment_intent: str | None = None, defer: bool = True) -> None:
         super().__init__(message + ": nothing was recorded; the provider retries this event later")
+        self.defer = defer  # False: waiting cannot help (e.g. a currency we cannot book): a task at once
         self.review = review  # the finance task's title, if we stop waiting
         self.amount = amount  # provider minor units, as sent
         self.currency = currency
@@ -123,7 +124,7 @@ class ProviderEventService:
             try:
                 outcome = handler(event["data"]["object"], uow)
             except EventNotReady as exc:
-                if not self._stop_waiting(event, uow.now):
+                if exc.defer and not self._stop_waiting(event, uow.now):
                     count("WebhookDeferred")
                     logger.info("stripe event arrived before what it changes: deferred", extra={"why": exc.message})
                     raise
@@ -235,6 +236,9 @@ class ProviderEventService:
     def _move(self, intent_id: str, status: str, uow: UnitOfWork, *, amount: int, currency: str,
               metadata: dict[str, Any], method: str, created: int | None, charge_id: str | None = None,
               failure: str | None = None) -> str:
+        if not _supported(currency):
+            return self._unsupported_cash(intent_id, status, uow, amount=amount, currency=currency,
+                                          metadata=metadata)
         state = self._state(intent_id, amount=amount, currency=currency, metadata=metadata, method=method,
                             now=uow.now)
         if not state.advances_to(status):
@@ -245,9 +249,8 @@ class ProviderEventService:
         if state.method != method and status == PROCESSING:
             changes["method"] = method
         if status == SUCCEEDED:
-            if not _supported(currency) or amount <= 0:
-                logger.error("payment in an unsupported currency", extra={"currency": currency})
-                return "unsupported_currency"
+            if amount <= 0:
+                return "noop"  # nothing was paid (e.g. no_payment_required)
             received = self._today(created)
             payment = self._record_cash(state, _money(amount, currency), received, uow)
             self._save_state(uow, state, state.moved(SUCCEEDED, uow.now, payment_id=payment.id,
@@ -269,6 +272,31 @@ class ProviderEventService:
                                                                                 else "failed"))
         self._save_state(uow, state, state.moved(status, uow.now, failure_reason=failure, **changes))
         return f"intent_{status}"
+
+    def _unsupported_cash(self, intent_id: str, status: str, uow: UnitOfWork, *, amount: int, currency: str,
+                          metadata: dict[str, Any]) -> str:
+        """Money received in a currency the ledger cannot hold (unknown, or 3 decimals): never refused,
+        never lost. Recorded once (``cash:<intent>``) as a task for finance, with the provider's amount
+        in its integer minor units and currency as sent; the webhook answers 200."""
+        if status != SUCCEEDED or amount <= 0:
+            return "unsupported_currency"  # no money moved (processing, failed)
+        if self._ledger.get_ref("cash", intent_id) is not None:
+            return "noop"  # the same payment, reported by another event type
+        code = (currency or "").upper()
+        invoice_ids = (str(metadata["invoice_id"]),) if metadata.get("invoice_id") else ()
+        details = {"payment_intent": intent_id, "amount_minor": int(amount), "currency": code,
+                   "invoice_ids": list(invoice_ids), "batch_id": metadata.get("batch_id"),
+                   "customer_id": metadata.get("customer_id")}
+        task = uow.create(Task(
+            id=new_id("tsk"), kind="unsupported_payment", customer_id=str(metadata.get("customer_id") or UNIDENTIFIED),
+            title=f"Stripe payment received in {code}, a currency this ledger cannot book: record it by hand "
+                  f"({amount} minor units)", due_on=self._today(None), created_at=uow.now, updated_at=uow.now,
+            invoice_ids=invoice_ids, details=details))
+        uow.put_ref("cash", intent_id, task.id, {"unsupported_currency": code, "amount_minor": int(amount)})
+        uow.audit("payment.unsupported_currency", "task", task.id, None, details)
+        logger.error("payment in an unsupported currency: task created for finance", extra={"currency": code})
+        count("UnsupportedCurrencyPayment")
+        return "unsupported_currency_recorded"
 
     def _save_invoice(self, uow: UnitOfWork, before: Invoice, after: Invoice, action: str,
                       on: date | None = None) -> Invoice:
@@ -325,11 +353,14 @@ class ProviderEventService:
         intent_id = charge.get("payment_intent")
         state = self._ledger.get_intent(str(intent_id)) if intent_id else None
         if state is None or state.payment_id is None:
+            unsupported = not _supported(str(charge.get("currency") or "eur"))
             raise EventNotReady(f"refund of payment {intent_id}, which is not recorded yet",
-                                review="Stripe refund on a payment never recorded here: check it by hand",
+                                review=("Stripe refund in a currency this ledger cannot book: record it by hand"
+                                        if unsupported else
+                                        "Stripe refund on a payment never recorded here: check it by hand"),
                                 amount=int(charge.get("amount_refunded") or 0), currency=charge.get("currency"),
                                 customer_id=(charge.get("metadata") or {}).get("customer_id"),
-                                payment_intent=str(intent_id) if intent_id else None)
+                                payment_intent=str(intent_id) if intent_id else None, defer=not unsupported)
         refunded_total = int(charge.get("amount_refunded") or 0)
         delta = refunded_total - state.refunded.amount
         if delta <= 0:
@@ -375,11 +406,14 @@ class ProviderEventService:
         intent_id = dispute.get("payment_intent")
         state = self._ledger.get_intent(str(intent_id)) if intent_id else None
         if state is None or state.payment_id is None:
+            unsupported = not _supported(str(dispute.get("currency") or "eur"))
             raise EventNotReady(f"chargeback {dispute.get('id')} on payment {intent_id}, which is not recorded yet",
-                                review="Stripe chargeback on a payment never recorded here: check it by hand",
+                                review=("Stripe chargeback in a currency this ledger cannot book: handle it by hand"
+                                        if unsupported else
+                                        "Stripe chargeback on a payment never recorded here: check it by hand"),
                                 amount=int(dispute.get("amount") or 0), currency=dispute.get("currency"),
                                 customer_id=(dispute.get("metadata") or {}).get("customer_id"),
-                                payment_intent=str(intent_id) if intent_id else None)
+                                payment_intent=str(intent_id) if intent_id else None, defer=not unsupported)
         if state.chargeback(str(dispute["id"])) is not None:
             return "noop"
         amount = Money(int(dispute.get("amount") or 0), state.amount.currency)
@@ -409,11 +443,12 @@ class ProviderEventService:
         state = self._ledger.get_intent(str(intent_id)) if intent_id else None
         existing = state.chargeback(str(dispute["id"])) if state else None
         if state is None or existing is None:
+            unsupported = not _supported(str(dispute.get("currency") or "eur"))
             raise EventNotReady(f"chargeback {dispute.get('id')} closed before it was opened here",
                                 review="Stripe chargeback closed that was never opened here: check it by hand",
                                 amount=int(dispute.get("amount") or 0), currency=dispute.get("currency"),
                                 customer_id=state.customer_id if state else None,
-                                payment_intent=str(intent_id) if intent_id else None)
+                                payment_intent=str(intent_id) if intent_id else None, defer=not unsupported)
         if existing.status != "open":
             return "noop"
         won = dispute.get("status") == "won"

@@ -148,3 +148,39 @@ def test_an_event_that_never_finds_its_payment_becomes_a_finance_task_once(world
 
 
 SYSTEM_ACTOR = Actor.system("test")
+
+
+# -- 4. money in a currency the ledger cannot book is recorded for a human, never refused ----------------
+
+def test_a_payment_in_a_three_decimal_currency_becomes_a_finance_task_once(world):
+    c, inv, meta, _ = _paid(world)
+    # Given a SEPA-like flow reported in KWD (3 decimals): processing first, then succeeded twice
+    processing = {**world.succeeded("pi_kwd", 12345, meta, currency="kwd"), "status": "processing"}
+    assert world.events.handle(world.event("payment_intent.processing", processing)) == "unsupported_currency"
+    succeeded = world.event("payment_intent.succeeded", world.succeeded("pi_kwd", 12345, meta, currency="kwd"))
+    # When it succeeds: 200 (no exception), and a task keeps the provider's integer amount and currency
+    assert world.events.handle(succeeded) == "unsupported_currency_recorded"
+    assert world.events.handle(succeeded) == "duplicate"
+    session = {"id": "cs_kwd", "object": "checkout.session", "mode": "payment", "payment_intent": "pi_kwd",
+               "payment_status": "paid", "amount_total": 12345, "currency": "kwd", "metadata": meta}
+    assert world.events.handle(world.event("checkout.session.completed", session)) == "noop"
+    [task] = world.tasks("unsupported_payment")
+    assert task.customer_id == c.id and task.invoice_ids == (inv.id,)
+    assert (task.details["amount_minor"], task.details["currency"]) == (12345, "KWD")
+    assert world.invoice(inv.id).status == "open"  # nothing applied to a EUR invoice
+    assert world.ledger.get_ref("cash", "pi_kwd").target == task.id
+
+
+def test_a_payment_in_an_unknown_currency_without_customer_is_kept_too(world):
+    assert world.events.handle(world.event("payment_intent.succeeded", world.succeeded("pi_xts", 500, {},
+                                                                                       currency="xts"))) \
+        == "unsupported_currency_recorded"
+    [task] = world.tasks("unsupported_payment")
+    assert task.customer_id == "unidentified" and task.details["amount_minor"] == 500
+
+
+def test_a_refund_in_an_unsupported_currency_is_a_task_at_once_not_retried_for_days(world):
+    refund = world.event("charge.refunded", world.refunded("pi_kwd2", 1000, [("re_k", 1000, {})], currency="kwd"))
+    assert world.events.handle(refund) == "review_task_created"
+    [task] = world.tasks("provider_event_review")
+    assert (task.details["amount_minor"], task.details["currency"]) == (1000, "KWD")
