@@ -483,7 +483,7 @@ class CustomerDunningSettings:
         return cls(
             customer_id=cid,
             policy_id=_slug(get("policy_id"), "policy_id", "a policy id"),
-            channels_allowed=_channels(list(get("channels_allowed")), "channels_allowed", allow_empty=True),
+            channels_allowed=_channels(get("channels_allowed"), "channels_allowed", allow_empty=True),
             timezone=_tz(get("timezone"), "timezone"), language=language,
             contact_name=_text(get("contact_name"), "contact_name", max_len=200),
             contact_email=_text(get("contact_email"), "contact_email", max_len=254),

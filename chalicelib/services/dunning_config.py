@@ -79,6 +79,7 @@ class DunningConfig:
             raise ValidationError("a dunning policy must be a JSON object")
         if "id" in data and data["id"] != policy_id:
             raise ValidationError(f"id {data['id']!r} differs from the policy in the path ({policy_id})", field="id")
+        expected = _expected_version(data)
         policy = DunningPolicy.from_dict({**data, "id": policy_id})
         for i, step in enumerate(policy.steps):
             if set(step.channels) & {"email", "sms", "letter"}:
@@ -96,7 +97,7 @@ class DunningConfig:
             previous = stored.get(policy_id)
             version = int(previous.get("version", 0)) + 1 if previous else 1
             saved = dataclasses.replace(policy, version=version)
-            if "version" in data and previous and int(data["version"]) != int(previous.get("version", 0)):
+            if expected is not None and previous and expected != int(previous.get("version", 0)):
                 raise Conflict(f"policy {policy_id} is at version {previous.get('version')}, not {data['version']}: "
                                "read it again and reapply your change", code="version_mismatch")
             stored[policy_id] = saved.to_dict()
@@ -153,12 +154,15 @@ class DunningConfig:
                 if missing and rates.carry_forward else None}
 
     def put_rates(self, data: Mapping[str, Any], actor: Actor) -> ReferenceRates:
+        if not isinstance(data, Mapping):
+            raise ValidationError("the reference rates must be a JSON object")
+        expected = _expected_version(data)
         payload = {k: v for k, v in data.items() if k != "version"}
         rates = ReferenceRates.from_dict(payload)
 
         def run() -> ReferenceRates:
             doc = self._ledger.get_settings(RATES)
-            if "version" in data and int(data["version"]) != (doc.version if doc else 0):
+            if expected is not None and expected != (doc.version if doc else 0):
                 raise Conflict("the reference rates changed since you read them: read them again",
                                code="version_mismatch")
             uow = UnitOfWork(actor=actor, now=self._clock.now())
@@ -184,9 +188,16 @@ class DunningConfig:
         customer = self._ledger.get_customer(customer_id)
         if not isinstance(data, Mapping):
             raise ValidationError("dunning settings must be a JSON object")
-        if "policy_id" in data and data["policy_id"] is not None and data["policy_id"] not in self.policies():
+        policy_id = data.get("policy_id")
+        if policy_id is not None and (not isinstance(policy_id, str) or not policy_id):
+            raise ValidationError("policy_id must be the id of a dunning policy (a string such as \"default\"), or "
+                                  "null to use the default", field="policy_id")
+        if policy_id is not None and policy_id not in self.policies():
             raise ValidationError(f"policy_id {data['policy_id']!r} is not a dunning policy: create it first "
                                   "(PUT /dunning/policies/{id}) or use \"default\"", field="policy_id")
+        for name in ("contact_phone", "contact_email"):
+            if data.get(name) is not None and not isinstance(data[name], str):
+                raise ValidationError(f"{name} must be a string, or null to use the customer's", field=name)
         if data.get("contact_phone"):
             from ..domain.identifiers import phone
 
@@ -316,3 +327,16 @@ def same_snapshot(record: DunningRecord, snap: Mapping[str, Any]) -> bool:
 
 def local_now(now: datetime, tz: str) -> datetime:
     return now.astimezone(ZoneInfo(tz))
+
+
+def _expected_version(data: Mapping[str, Any]) -> int | None:
+    """The ``version`` a client read (optimistic locking); absent or null: no check."""
+    value = data.get("version")
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 10 ** 12:
+        raise ValidationError("version must be the whole number you read (e.g. 3), or left out to overwrite",
+                              field="version")
+    return value

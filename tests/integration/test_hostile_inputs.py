@@ -235,3 +235,38 @@ def test_lone_surrogates_anywhere_in_a_body_are_400_naming_the_field(api, world)
 def test_deeply_nested_json_is_400(api, world):
     raw = b'{"name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     refused(api, world, "POST", "/customers", raw=raw, status=400, field=None)
+
+
+# -- 5. dunning settings: wrong JSON types are 422s -------------------------------------------------------
+
+WRONG_TYPES: list[Any] = [None, "x", [], [1], {}, {"a": 1}, True, 1, -1, "1e999999", "\x00"]
+
+
+def test_dunning_rates_policies_and_customer_settings_refuse_wrong_types(api, world):
+    from chalicelib.domain.dunning import CustomerDunningSettings
+
+    cid = world["customer"]["id"]
+    rates = api.get("/dunning/rates").data
+    update = {k: rates[k] for k in ("ecb_mro", "legal_rate", "margin_points", "floor_multiplier", "carry_forward")}
+    for version in ("x", [1], {}, True, -1, 1.5, "1e3"):
+        refused(api, world, "PUT", "/dunning/rates", {**update, "version": version}, status=422, field="version")
+    policy = {k: v for k, v in api.get("/dunning/policies/default").data.items() if k != "id"}
+    for version in ("x", [1], {}, True):
+        refused(api, world, "PUT", "/dunning/policies/default", {**policy, "version": version}, status=422,
+                field="version")
+    for key in ("ecb_mro", "legal_rate", "margin_points", "floor_multiplier", "carry_forward"):
+        for value in WRONG_TYPES:
+            resp = api.put("/dunning/rates", {**update, key: value})
+            assert resp.status_code == 200 or resp.status_code in (400, 422) and resp.data["field"], (
+                key, value, resp.body[:300])
+    for policy_id in ([], {}, [1], 1, True, "", "nope"):
+        refused(api, world, "PATCH", f"/customers/{cid}/dunning", {"policy_id": policy_id}, status=422,
+                field="policy_id")
+    for key in CustomerDunningSettings.EDITABLE:
+        for value in WRONG_TYPES:
+            resp = api.patch(f"/customers/{cid}/dunning", {key: value})
+            assert resp.status_code == 200 or resp.status_code in (400, 422) and resp.data["field"], (
+                key, value, resp.body[:300])
+    # a version that matches still works, as a number or as the digits of one
+    version = api.get("/dunning/rates").data["version"]
+    assert api.put("/dunning/rates", {**update, "version": str(version)}).status_code == 200
