@@ -194,8 +194,9 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         query={"amount": "money", "currency": "ccy"},
         response={"allOf": [CREDIT_DECISION, obj({"customer_id": STR, "on_hold": BOOL, "hold_reason": null(STR)})]}),
     "GET /customers/{customer_id}/scorecard": op(
-        "Payer scorecard and risk score (each factor's value, weight and contribution)", tag="credit",
-        query={"as_of": "date", "currency": "ccy"},
+        "Payer scorecard and risk score (each factor's value, weight and contribution); CSV with Accept: "
+        "text/csv or format=csv", tag="credit", csv=True,
+        query={"as_of": "date", "currency": "ccy", "format": "enum:json,csv"},
         response=obj({"customer_id": STR, "currency": STR, "as_of": DATE, "open_balance": MONEY, "exposure": MONEY,
                       "overdue": MONEY, "oldest_overdue_days": INT, "credit_limit": null(MONEY),
                       "headroom": null(MONEY), "trend": STR, "late_share": null(NUM_STR),

@@ -67,6 +67,11 @@ def currency_param(ctx: Ctx) -> str:
         raise BadRequest(f"currency must be an ISO 4217 code such as EUR ({exc})", field="currency") from None
 
 
+def optional_currency_param(ctx: Ctx) -> str | None:
+    """``currency`` when given (checked like the reports': 400), else None: the customer's own."""
+    return currency_param(ctx) if ctx.query.get("currency") else None
+
+
 def _bucket_header(buckets: list[dict[str, Any]]) -> list[str]:
     return [f"{b['name']}_{part}" for b in buckets for part in ("amount", "count")]
 
@@ -192,7 +197,7 @@ def customer_statement(ctx: Ctx, customer_id: str) -> Any:
     fmt = wants(ctx, "csv", "pdf")
     service = wiring.statements()
     st, customer = service.statement(customer_id, start=ctx.q_date("start"), end=end,
-                                     currency=ctx.q_str("currency", 3))
+                                     currency=optional_currency_param(ctx))
     language = ctx.q_choice("language", ("fr", "en")) or customer.language
     name = f"statement-{customer_id}-{st.start.isoformat()}-{st.end.isoformat()}"
     if fmt == "csv":
@@ -210,10 +215,20 @@ def customer_statement(ctx: Ctx, customer_id: str) -> Any:
 
 @endpoint(reports_bp, "/customers/{customer_id}/scorecard", ["GET"], role=READER)
 def customer_scorecard(ctx: Ctx, customer_id: str) -> Any:
-    ctx.check_query(("as_of", "currency"))
-    card, extra = wiring.credit().scorecard(customer_id, as_of=as_of_param(ctx),
-                                            currency=ctx.q_str("currency", 3))
-    return {"object": "scorecard", **card.to_dict(), **extra}
+    ctx.check_query(("as_of", "currency", "format"))
+    as_of, currency, fmt = as_of_param(ctx), optional_currency_param(ctx), wants(ctx, "csv")
+    card, extra = wiring.credit().scorecard(customer_id, as_of=as_of, currency=currency)
+    body = {"object": "scorecard", **card.to_dict(), **extra}
+    if fmt == "csv":
+        risk = body["risk"]
+        rows: list[list[Any]] = [["scorecard", k, v, "", "", ""] for k, v in body.items()
+                                 if k not in ("object", "risk", "payer_profile")]
+        rows += [["risk", "score", risk["score"], "", "", ""], ["risk", "band", risk["band"], "", "", ""]]
+        rows += [["factor", f["name"], f["value"], f["normalized"], f["weight"], f["contribution"]]
+                 for f in risk["factors"]]
+        return csv_response(["row", "key", "value", "normalized", "weight", "contribution"], rows,
+                            f"scorecard-{customer_id}-{body['currency']}-{body['as_of']}.csv")
+    return body
 
 
 @endpoint(reports_bp, "/customers/{customer_id}/credit-check", ["GET"], role=READER)

@@ -270,3 +270,21 @@ def test_dunning_rates_policies_and_customer_settings_refuse_wrong_types(api, wo
     # a version that matches still works, as a number or as the digits of one
     version = api.get("/dunning/rates").data["version"]
     assert api.put("/dunning/rates", {**update, "version": str(version)}).status_code == 200
+
+
+# -- 6. scorecard: CSV like the other reports; currency checked at the edge --------------------------------
+
+def test_scorecard_serves_csv_and_currency_is_400_on_scorecard_and_statement(api, world):
+    cid = world["customer"]["id"]
+    for path in (f"/customers/{cid}/scorecard", f"/customers/{cid}/statement"):
+        for currency in ("XYZ", "KWD", "EU", "E1R", "EURO", "%00%00%00"):
+            refused(api, world, "GET", f"{path}?currency={currency}", status=400, field="currency")
+        assert api.get(f"{path}?currency=eur").status_code == 200
+    for resp in (api.get(f"/customers/{cid}/scorecard", headers={"Accept": "text/csv"}),
+                 api.get(f"/customers/{cid}/scorecard?format=csv")):
+        assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/csv"), resp.body[:300]
+        text = resp.body.decode()
+        assert text.startswith("row,key,value,normalized,weight,contribution\r\n")
+        assert f"scorecard,customer_id,{cid}" in text and "risk,score," in text and "\r\nfactor," in text
+    as_json = api.get(f"/customers/{cid}/scorecard", headers={"Accept": "application/json"})
+    assert as_json.status_code == 200 and as_json.data["object"] == "scorecard"
