@@ -351,11 +351,18 @@ class PayService:
         if not candidates:
             raise Conflict("no card or SEPA payment on this invoice can be refunded through the provider: "
                            "refund a bank transfer from your bank", code="not_refundable")
-        payment = candidates[0]
-        refundable = payment.amount.amount - payment.refunded
-        if amount.amount > refundable:
-            raise ValidationError(f"at most {invoice.money(refundable)} can be refunded on payment {payment.id}",
-                                  field="amount")
+
+        def covers(p: Any) -> int:
+            """What ``p`` can refund of the money it brought to this invoice (a batch payment also paid others)."""
+            on_invoice = sum(a.amount.amount for a in p.allocations if a.invoice_id == invoice_id)
+            return min(on_invoice, p.amount.amount - p.refunded)
+
+        payment = next((p for p in candidates if covers(p) >= amount.amount), None)
+        if payment is None:
+            best = max(candidates, key=covers)
+            raise ValidationError(f"no single card or SEPA payment brought {amount} to this invoice: at most "
+                                  f"{invoice.money(max(covers(best), 0))} can be refunded at once (payment {best.id}); "
+                                  "refund in several parts", field="amount")
         key = f"refund-{payment.id}-{payment.refunded}-{amount.amount}"
         refund_id = self.gateway().refund(payment_intent=str(payment.provider_ref), amount=amount,
                                           metadata={"invoice_id": invoice_id}, idempotency_key=key)

@@ -365,40 +365,54 @@ class ProviderEventService:
         delta = refunded_total - state.refunded.amount
         if delta <= 0:
             return "noop"
-        refund_ids = [r["id"] for r in ((charge.get("refunds") or {}).get("data") or []) if r.get("id")]
-        new_id_ = next((r for r in refund_ids if state.refund(r) is None), None) or f"refund-{refunded_total}"
+        refunds = [r for r in ((charge.get("refunds") or {}).get("data") or []) if r.get("id")]
+        new_refund = next((r for r in refunds if state.refund(str(r["id"])) is None), None)
+        new_id_ = str(new_refund["id"]) if new_refund else f"refund-{refunded_total}"
+        # A refund asked from an invoice (POST /invoices/{id}/refunds) names it: that invoice reopens,
+        # not whichever invoice of a multi-invoice payment was allocated last.
+        target = ((new_refund or {}).get("metadata") or {}).get("invoice_id")
         amount = Money(delta, state.amount.currency)
         uow.put_ref("cash", f"{charge.get('id')}:refunded:{refunded_total}", new_id_)
-        self._reverse(state, amount, uow, "invoice.refunded")
+        self._reverse(state, amount, uow, "invoice.refunded", target=str(target) if target else None)
         self._save_state(uow, state, replace(state, updated_at=uow.now, refunds=state.refunds + (
             ProviderRefund(id=new_id_, amount=amount, created_at=uow.now),)))
         count("ProviderRefundRecorded")
         return "refund_recorded"
 
     def _reverse(self, state: IntentState, amount: Money, uow: UnitOfWork, action: str,
-                 chargeback: bool = False) -> None:
-        """Take ``amount`` back: first from unapplied cash, then from invoices, latest allocation first."""
+                 chargeback: bool = False, target: str | None = None) -> None:
+        """Take ``amount`` back: first from the ``target`` invoice (the one a refund was asked for),
+        then from unapplied cash, then from the other invoices, latest allocation first."""
         payment = self._ledger.get_payment(str(state.payment_id))
         remaining = amount.amount
+        invoices = self._ledger.get_invoices(a.invoice_id for a in payment.allocations)
+        latest_first = list(reversed(payment.allocations))
+
+        def reverse(allocations: list[Any]) -> None:
+            nonlocal remaining
+            for allocation in allocations:
+                if remaining <= 0:
+                    return
+                invoice = invoices.get(allocation.invoice_id)
+                if invoice is None:
+                    continue
+                reversible = min(remaining, allocation.amount.amount, invoice.amount_paid - invoice.amount_reversed)
+                if reversible <= 0:
+                    continue
+                updated = invoice.reverse_payment(Money(reversible, invoice.currency), uow.now)
+                if chargeback:
+                    updated = replace(updated, chargeback_status="open")
+                saved = self._save_invoice(uow, invoice, updated, action, on=self._today(None))
+                invoices[saved.id] = saved
+                uow.emit("event", invoice_event("invoice.reopened", saved, uow.now))
+                remaining -= reversible
+
+        if target:
+            reverse([a for a in latest_first if a.invoice_id == target])
         take = min(remaining, payment.unapplied.amount)
         refunded_unapplied = payment.refunded_unapplied + take
         remaining -= take
-        invoices = self._ledger.get_invoices(a.invoice_id for a in payment.allocations)
-        for allocation in reversed(payment.allocations):
-            if remaining <= 0:
-                break
-            invoice = invoices.get(allocation.invoice_id)
-            if invoice is None:
-                continue
-            reversible = min(remaining, allocation.amount.amount, invoice.amount_paid - invoice.amount_reversed)
-            if reversible <= 0:
-                continue
-            updated = invoice.reverse_payment(Money(reversible, invoice.currency), uow.now)
-            if chargeback:
-                updated = replace(updated, chargeback_status="open")
-            saved = self._save_invoice(uow, invoice, updated, action, on=self._today(None))
-            uow.emit("event", invoice_event("invoice.reopened", saved, uow.now))
-            remaining -= reversible
+        reverse([a for a in latest_first if a.invoice_id != target])
         uow.save(replace(payment, refunded=payment.refunded + amount.amount, refunded_unapplied=refunded_unapplied,
                          updated_at=uow.now))
 

@@ -184,3 +184,64 @@ def test_a_refund_in_an_unsupported_currency_is_a_task_at_once_not_retried_for_d
     assert world.events.handle(refund) == "review_task_created"
     [task] = world.tasks("provider_event_review")
     assert (task.details["amount_minor"], task.details["currency"]) == (1000, "KWD")
+
+
+# -- 5. a refund reopens the invoice it was asked for ------------------------------------------------
+
+def _batch(world: World):
+    from chalicelib.services.ports import UnitOfWork
+
+    c = world.customer()
+    a, b = world.issued(c.id), world.issued(c.id)
+    uow = UnitOfWork(actor=SYSTEM_ACTOR, now=world.clock.now())
+    uow.put_ref("batch", "bat_r", c.id, {"invoice_ids": [a.id, b.id]})
+    world.ledger.commit(uow)
+    total = a.amount_due.amount + b.amount_due.amount
+    world.events.handle(world.event("payment_intent.succeeded", world.succeeded(
+        "pi_batch", total, {"batch_id": "bat_r", "customer_id": c.id})))
+    assert world.invoice(a.id).status == world.invoice(b.id).status == "paid"
+    return c, a, b
+
+
+def test_a_refund_of_a_portal_batch_reopens_the_invoice_named_in_its_metadata(world):
+    # Given one payment for A and B (A allocated first), and a refund asked from invoice A
+    c, a, b = _batch(world)
+    refund = world.refunded("pi_batch", 3000, [("re_a", 3000, {"invoice_id": a.id})])
+    assert world.events.handle(world.event("charge.refunded", refund)) == "refund_recorded"
+    # Then A reopens for the refunded amount; B stays paid
+    assert world.invoice(a.id).status == "open" and world.invoice(a.id).amount_due.amount == 3000
+    assert world.invoice(b.id).status == "paid"
+
+
+def test_a_refund_without_an_invoice_still_comes_off_the_latest_allocation(world):
+    c, a, b = _batch(world)
+    world.events.handle(world.event("charge.refunded", world.refunded("pi_batch", 3000, [("re_x", 3000, {})])))
+    assert world.invoice(b.id).status == "open" and world.invoice(a.id).status == "paid"
+
+
+class RefundGateway:
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def refund(self, **kw) -> str:
+        self.calls.append(kw)
+        return f"re_{len(self.calls)}"
+
+
+def test_refund_asks_the_provider_on_a_payment_that_brought_that_much_to_the_invoice(world):
+    from chalicelib.services.pay import PayService
+
+    # Given invoice A paid by a portal batch with B, and invoice C paid with 30.00 then 90.00 by card
+    c, a, b = _batch(world)
+    inv = world.issued(c.id)
+    meta = {"invoice_id": inv.id, "customer_id": c.id}
+    world.events.handle(world.event("payment_intent.succeeded", world.succeeded("pi_small", 3000, meta)))
+    world.events.handle(world.event("payment_intent.succeeded", world.succeeded("pi_big", 9000, meta)))
+    gateway = RefundGateway()
+    pay = PayService(world.ledger, world.clock, world.settings, lambda: gateway, "https://ar.example")
+    # When 60.00 is refunded on C: only the 90.00 payment brought that much to C
+    assert pay.refund(inv.id, "60.00", ALICE)["payment_id"] == "pay_pi_big"
+    assert gateway.calls[-1]["payment_intent"] == "pi_big"
+    assert gateway.calls[-1]["metadata"] == {"invoice_id": inv.id}
+    # And on A, the batch payment is used and names A
+    assert pay.refund(a.id, "10.00", ALICE)["payment_id"] == "pay_pi_batch"
