@@ -532,6 +532,9 @@ class AggregateView:
     first_year: int
     items: Items
     planned: frozenset[AggregateKey] = field(default_factory=frozenset)
+    # late-detail items parsed once per view: (event day ordinal, lateness, value) per measure
+    _late_cells: dict[tuple[date, str], list[tuple[int, int, int]]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def _item(self, key: AggregateKey) -> Mapping[str, int]:
         if self.planned and key not in self.planned:
@@ -604,17 +607,27 @@ class AggregateView:
         """Late deltas dated in ``[as_of - 89, as_of]`` by days past due *as of* ``as_of``."""
         out: dict[int, int] = defaultdict(int)
         first = as_of - timedelta(days=DETAIL_DAYS - 1)
-        prefix = f"ld{measure}:"
+        lo, hi = first.toordinal(), as_of.toordinal()
         for m in _months_between(first, as_of):
-            for cell, v in self._item(late_key(self.currency, self.scope, m)).items():
-                if not v or not cell.startswith(prefix):
-                    continue
-                day, lateness = (int(x) for x in cell[len(prefix):].split(":"))
-                e = m.replace(day=day)
-                past_due = (as_of - e).days + lateness
-                if first <= e <= as_of and past_due <= DETAIL_DAYS:
-                    out[past_due] += v
+            for e, lateness, v in self._late_item_cells(m, measure):
+                if lo <= e <= hi:
+                    past_due = hi - e + lateness
+                    if past_due <= DETAIL_DAYS:
+                        out[past_due] += v
         return out
+
+    def _late_item_cells(self, month: date, measure: str) -> list[tuple[int, int, int]]:
+        cached = self._late_cells.get((month, measure))
+        if cached is None:
+            prefix = f"ld{measure}:"
+            start = month.replace(day=1).toordinal() - 1
+            cached = []
+            for cell, v in self._item(late_key(self.currency, self.scope, month)).items():
+                if v and cell.startswith(prefix):
+                    day, lateness = cell[len(prefix):].split(":")
+                    cached.append((start + int(day), int(lateness), v))
+            self._late_cells[(month, measure)] = cached
+        return cached
 
     # -- flows and period figures -----------------------------------------------------------------
     def period_figures(self, start: date, end: date) -> PeriodFigures:
