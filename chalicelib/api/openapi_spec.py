@@ -117,7 +117,8 @@ FACTOR = obj({"name": STR, "value": null(NUM_STR), "normalized": null(NUM_STR), 
 CREDIT_DECISION = obj({"allowed": BOOL, "hold": BOOL, "code": enum("ok", "credit_hold"), "flagged": BOOL,
                        "reasons": arr(obj({"code": enum("credit_limit_exceeded", "overdue_invoices", "manual_hold"),
                                            "message": STR})),
-                       "exposure": MONEY, "credit_limit": null(MONEY), "amount": MONEY, "headroom": null(MONEY),
+                       "exposure": MONEY, "drafts": null(MONEY), "credit_limit": null(MONEY), "amount": MONEY,
+                       "headroom": null(MONEY),
                        "headroom_after": null(MONEY), "oldest_overdue_days": INT, "currency": STR})
 FINANCE_SETTINGS = obj({"risk": obj({"weights": obj({k: INT for k in (
     "days_late", "late_share", "overdue_ratio", "oldest_overdue", "broken_promises", "credit_utilization",
@@ -173,7 +174,9 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     "PUT /settings/seller": op("Replace the seller profile", response=GENERIC),
     "POST /api-keys": op("Create an API key (its secret is shown once)", status=201,
                          body=obj({"name": STR, "role": enum("reader", "clerk", "admin")}),
-                         response=obj({"name": STR, "role": STR, "secret": STR}, ("secret",))),
+                         description="With an Idempotency-Key, a replay answers 200 with the key's metadata and "
+                                     "\"secret\": null (the secret is shown once and never stored).",
+                         response=obj({"name": STR, "role": STR, "secret": null(STR)}, ("secret",))),
     "GET /api-keys": op("API keys", response=page(OBJ)),
     "DELETE /api-keys/{key_id}": op("Revoke an API key", response=GENERIC),
     "GET /audit": op("Audit trail of an entity or a day", query={"day": "date", **PAGE_PARAMS},

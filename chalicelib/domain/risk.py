@@ -14,11 +14,12 @@ normalised score, its weight and its contribution in points, which add up to the
 score (before rounding).
 
 The **credit check** says whether a new order, draft, deposit or recurring
-invoice may go ahead: ``credit_hold`` when exposure + amount exceeds the limit,
-when the oldest overdue invoice is more than ``max_overdue_days`` late, or when
-the customer is on hold by hand; an explicit override (who and why) lets it
-through and is recorded; work already delivered is never blocked (French law:
-it must be invoiced) but is flagged.
+invoice may go ahead: ``credit_hold`` when exposure + the customer's pending
+drafts + amount exceeds the limit, when the oldest overdue invoice is more than
+``max_overdue_days`` late, or when the customer is on hold by hand; an explicit
+override (who and why) lets it through and is recorded; recurring invoices for
+delivered service are never blocked (French law: they must be invoiced) but are
+flagged (``delivered_work``).
 """
 
 from __future__ import annotations
@@ -403,6 +404,7 @@ class CreditDecision:
     oldest_overdue_days: int
     override: Override | None = None
     delivered_work: bool = False
+    drafts: Money | None = None         # the customer's other drafts, counted in headroom (None: not counted)
 
     @property
     def hold(self) -> bool:
@@ -425,7 +427,8 @@ class CreditDecision:
 
     def _figures(self) -> dict[str, Any]:
         m = lambda v: None if v is None else str(v)  # noqa: E731
-        return {"exposure": m(self.exposure), "credit_limit": m(self.credit_limit), "amount": m(self.amount),
+        return {"exposure": m(self.exposure), "drafts": m(self.drafts), "credit_limit": m(self.credit_limit),
+                "amount": m(self.amount),
                 "headroom": m(self.headroom), "headroom_after": m(self.headroom_after),
                 "oldest_overdue_days": self.oldest_overdue_days, "currency": self.exposure.currency}
 
@@ -438,16 +441,20 @@ class CreditDecision:
 
 def credit_check(*, exposure: Money, credit_limit: Money | None, amount: Money, oldest_overdue_days: int,
                  on_hold: bool = False, policy: CreditPolicy = CreditPolicy(), override: Override | None = None,
-                 delivered_work: bool = False) -> CreditDecision:
+                 delivered_work: bool = False, drafts: Money | None = None) -> CreditDecision:
     """May ``amount`` more be invoiced to a customer with this ``exposure``?
 
-    Held (``credit_hold``) when exposure + amount exceeds the limit, when the oldest
-    overdue invoice is more than ``policy.max_overdue_days`` days late, or when the
-    customer is on hold by hand. An ``override`` or ``delivered_work`` lets it
+    ``drafts`` (the customer's other drafts, not yet receivables) take headroom
+    too: several drafts each under the headroom cannot add up over the limit.
+    Held (``credit_hold``) when exposure + drafts + amount exceeds the limit, when
+    the oldest overdue invoice is more than ``policy.max_overdue_days`` days late,
+    or when the customer is on hold by hand. An ``override`` or ``delivered_work``
+    (recurring invoices for delivered service only: the callers decide) lets it
     through, flagged. No limit means no limit check. Raises ``CurrencyError`` if
     the amounts are in different currencies.
     """
-    after = exposure + amount  # CurrencyError if the order is in another currency
+    reserved = exposure + drafts if drafts is not None else exposure  # CurrencyError on a mix
+    after = reserved + amount  # CurrencyError if the order is in another currency
     currency = exposure.currency
     if credit_limit is not None and credit_limit.currency != currency:
         raise ValidationError(f"the credit limit is in {credit_limit.currency} but the exposure in {currency}",
@@ -457,8 +464,9 @@ def credit_check(*, exposure: Money, credit_limit: Money | None, amount: Money, 
         reasons.append(HoldReason(MANUAL_HOLD, "the customer is on credit hold: take them off hold or pass an "
                                                "override with a reason"))
     if credit_limit is not None and after > credit_limit:
+        pending = f" + drafts {drafts} {currency}" if drafts is not None and drafts.amount else ""
         reasons.append(HoldReason(LIMIT_EXCEEDED, (
-            f"exposure {exposure} {currency} + {amount} {currency} = {after} {currency} exceeds the credit limit "
+            f"exposure {exposure} {currency}{pending} + {amount} {currency} = {after} {currency} exceeds the credit limit "
             f"of {credit_limit} {currency} by {after - credit_limit} {currency}: collect open invoices, raise the "
             "limit, or pass an override with a reason")))
     if oldest_overdue_days > policy.max_overdue_days:
@@ -468,10 +476,10 @@ def credit_check(*, exposure: Money, credit_limit: Money | None, amount: Money, 
     return CreditDecision(
         allowed=not reasons or override is not None or delivered_work, reasons=tuple(reasons), exposure=exposure,
         credit_limit=credit_limit, amount=amount,
-        headroom=None if credit_limit is None else credit_limit - exposure,
+        headroom=None if credit_limit is None else credit_limit - reserved,
         headroom_after=None if credit_limit is None else credit_limit - after,
         oldest_overdue_days=oldest_overdue_days, override=override if reasons else None,
-        delivered_work=delivered_work)
+        delivered_work=delivered_work, drafts=drafts)
 
 
 def oldest_overdue_days(open_items: Iterable[OpenItem], as_of: date) -> int:

@@ -5,10 +5,21 @@
   cash on the customer's payments is deducted. Reads: one Query (the customer's
   year items) + one BatchGetItem (the current month item) + the customer's
   payments with unapplied cash.
-- **Credit check** (:meth:`CreditService.check`): exposure + amount against the
-  limit, the oldest overdue invoice against ``max_overdue_days`` (finance
-  settings), and the manual hold. Used by ``GET /customers/{id}/credit-check``,
-  by the draft guard (``POST /invoices``) and by the recurring-schedule guard.
+- **Credit check** (:meth:`CreditService.check`): exposure + the customer's
+  pending drafts + amount against the limit, the oldest overdue invoice against
+  ``max_overdue_days`` (finance settings), and the manual hold. Used by
+  ``GET /customers/{id}/credit-check`` and by the guards, each with the same
+  ``credit_override: {"reason"}`` escape hatch (audited in the caller's
+  transaction), so no path takes a customer over its headroom unrecorded:
+
+  * ``POST /invoices`` (:meth:`draft_guard`) and ``PATCH /invoices/{id}`` when
+    it raises the amount (:meth:`update_guard`): other drafts count;
+  * ``POST /invoices/{id}/issue`` (:meth:`issue_guard`): the receivables the
+    issue creates, against exposure (drafts are not receivables);
+  * ``POST /recurring-schedules`` (:meth:`schedule_guard`). The monthly run never
+    blocks: recurring invoices for delivered service must be invoiced (issue 6);
+    they are flagged (:meth:`recurring_run_hook`). No other path has that
+    exception: a draft dated as delivered is held like any other.
 - **Holds**: ``PUT /customers/{id}/hold``; a held customer sits in a sparse index
   (``GET /customers?on_hold=true``).
 - **Scorecard**: from the customer's own invoices (their dated histories), payments,
@@ -283,20 +294,35 @@ class CreditService:
         return max(((today - i.due_date).days for i in items if i.due_date and i.amount_due.is_positive),
                    default=0)
 
+    def pending_drafts(self, customer_id: str, currency: str, *, excluding: str | None = None) -> Money:
+        """What the customer's drafts (invoices and deposits, not credit notes) in ``currency`` will add to
+        its receivables when issued: one Query of its invoices on the customer index, filtered on drafts."""
+        items, _ = all_pages(lambda c: self._ledger.query_invoices(InvoiceQuery(
+            customer_id=customer_id, status=DRAFT, currency=currency, limit=200, cursor=c), self.today()))
+        return Money(sum(i.totals.payable.amount for i in items
+                         if i.kind != CREDIT_NOTE and i.id != excluding and i.currency == currency), currency)
+
     # -- credit check -----------------------------------------------------------------------------
     def check(self, customer: Customer | str, amount: Money, *, override: Override | None = None,
-              delivered_work: bool = False) -> CreditDecision:
-        """May ``amount`` more be invoiced to ``customer`` now? (see the module docstring)."""
+              delivered_work: bool = False, drafts: bool = True,
+              excluding_draft: str | None = None) -> CreditDecision:
+        """May ``amount`` more be invoiced to ``customer`` now? (see the module docstring).
+
+        ``drafts``: count the customer's pending drafts (but ``excluding_draft``) in the headroom; the
+        issue guard does not (the draft it issues is the amount; drafts are not receivables)."""
         if isinstance(customer, str):
             customer = self._ledger.get_customer(customer)
         today = self.today()
         exposure = self.exposure(customer, amount.currency, today)
         limit = customer.credit_limit if customer.credit_limit is not None and \
             customer.credit_limit.currency == amount.currency else None
+        # drafts only matter against a limit in their currency
+        pending = (self.pending_drafts(customer.id, amount.currency, excluding=excluding_draft)
+                   if drafts and limit is not None else None)
         return credit_check(exposure=Money(exposure.exposure, amount.currency), credit_limit=limit, amount=amount,
                             oldest_overdue_days=self.oldest_overdue_days(customer.id, None, today),
                             on_hold=customer.on_hold, policy=self._finance.get().credit, override=override,
-                            delivered_work=delivered_work)
+                            delivered_work=delivered_work, drafts=pending)
 
     def _recorder(self, decision: CreditDecision, customer: Customer, subject: dict[str, Any],
                   actor: Actor) -> Callable[[UnitOfWork], None] | None:
@@ -313,14 +339,48 @@ class CreditService:
     def draft_guard(self, draft: Invoice, customer: Customer, data: Mapping[str, Any],
                     actor: Actor) -> Callable[[UnitOfWork], None] | None:
         """``InvoiceHooks.draft_guards``: refuse a draft or deposit invoice on credit hold (422 credit_hold),
-        unless ``credit_override`` says why; delivered work (``delivery_date`` today or before) passes, flagged."""
+        counting the customer's other drafts, unless ``credit_override`` says why (audited with the draft).
+        A ``delivery_date`` in the past is no exception: issue 6 exempts recurring invoices for delivered
+        service only (:meth:`recurring_run_hook`); for a one-off, a clerk's override says why."""
         override = parse_override(data.get("credit_override"), actor)
         if draft.kind == CREDIT_NOTE:
             return None
-        delivered = draft.delivery_date is not None and draft.delivery_date <= self.today()
-        decision = self.check(customer, draft.totals.payable, override=override, delivered_work=delivered)
+        decision = self.check(customer, draft.totals.payable, override=override, excluding_draft=draft.id)
         decision.raise_if_refused()
-        return self._recorder(decision, customer, {"invoice_id": draft.id, "kind": draft.kind}, actor)
+        return self._recorder(decision, customer, {"invoice_id": draft.id, "kind": draft.kind, "stage": "create"},
+                              actor)
+
+    def update_guard(self, before: Invoice, after: Invoice, customer: Customer, data: Mapping[str, Any],
+                     actor: Actor) -> Callable[[UnitOfWork], None] | None:
+        """``InvoiceHooks.update_guards`` (``PATCH /invoices/{id}``): a change that raises what the draft will
+        add to the receivables (or moves it to another currency) is checked like a new draft, the other
+        drafts counted, with the same override (audited with the change). A change that does not raise it
+        takes no new credit and passes (the issue is checked again anyway)."""
+        override = parse_override(data.get("credit_override"), actor)
+        if after.kind == CREDIT_NOTE:
+            return None
+        old, new = before.totals.payable, after.totals.payable
+        if new.currency == old.currency and new.amount <= old.amount:
+            return None
+        decision = self.check(customer, new, override=override, excluding_draft=after.id)
+        decision.raise_if_refused()
+        return self._recorder(decision, customer, {"invoice_id": after.id, "kind": after.kind, "stage": "update",
+                                                   "amount_before": str(old)}, actor)
+
+    def issue_guard(self, draft: Invoice, customer: Customer, data: Mapping[str, Any],
+                    actor: Actor) -> Callable[[UnitOfWork], None] | None:
+        """``InvoiceHooks.issue_guards`` (``POST /invoices/{id}/issue``): the last gate before the amount becomes
+        a receivable: refused (422 credit_hold, no number taken) when exposure + this invoice exceeds the
+        limit, an invoice is too late or the customer is on hold, unless ``credit_override`` in the issue's
+        body says why (audited in the issue's transaction). An override given for the draft does not carry
+        over: exposure may have moved since."""
+        override = parse_override(data.get("credit_override"), actor)
+        if draft.kind == CREDIT_NOTE:
+            return None
+        decision = self.check(customer, draft.totals.payable, override=override, drafts=False)
+        decision.raise_if_refused()
+        return self._recorder(decision, customer, {"invoice_id": draft.id, "kind": draft.kind, "stage": "issue"},
+                              actor)
 
     def schedule_guard(self, schedule: Any, customer: Customer, data: Mapping[str, Any],
                        actor: Actor) -> Callable[[UnitOfWork], None] | None:
@@ -344,7 +404,7 @@ class CreditService:
         """``RecurringHooks.run_hooks``: a recurring invoice is never blocked (what was delivered must be
         invoiced; the schedule was checked when it was created) but a hold flags it on the schedule, in the
         run report and the audit trail (``credit.flagged``)."""
-        decision = self.check(customer, invoice.totals.payable, delivered_work=True)
+        decision = self.check(customer, invoice.totals.payable, delivered_work=True, drafts=False)
         for reason in decision.reasons:
             context.flag(reason.code)
         if decision.hold:

@@ -24,6 +24,10 @@ IssueHook = Callable[[Invoice, Customer, SellerProfile, UnitOfWork], Invoice]
 # A guard run before a draft is created (credit limits, holds...). It raises to refuse; it may
 # return a function that adds writes to the draft's unit of work (e.g. the audit of an override).
 DraftGuard = Callable[[Invoice, Customer, Mapping[str, Any], Actor], "Callable[[UnitOfWork], None] | None"]
+# The same, run when a draft is changed (PATCH), with the draft before and after the change.
+UpdateGuard = Callable[[Invoice, Invoice, Customer, Mapping[str, Any], Actor], "Callable[[UnitOfWork], None] | None"]
+# Body fields the guards read, not part of the invoice (``credit_override``: services/credit.py).
+GUARD_FIELDS = ("credit_override",)
 
 
 def counter_key(series: str, year: int) -> str:
@@ -34,6 +38,11 @@ def counter_key(series: str, year: int) -> str:
 class InvoiceHooks:
     on_issue: list[IssueHook] = field(default_factory=list)
     draft_guards: list[DraftGuard] = field(default_factory=list)
+    update_guards: list[UpdateGuard] = field(default_factory=list)
+    # Run by :meth:`InvoiceService.issue` (a saved draft) before a number is taken: raising refuses the
+    # issue, nothing written, no gap. Not run by ``issue_new`` (credit notes, recurring and penalty
+    # invoices, which have their own checks).
+    issue_guards: list[DraftGuard] = field(default_factory=list)
 
 
 class InvoiceService:
@@ -75,20 +84,32 @@ class InvoiceService:
         return idempotent(self._ledger, idempotency, "invoice", run, self._ledger.get_invoice)
 
     def update_draft(self, invoice_id: str, patch: Mapping[str, Any], actor: Actor) -> Invoice:
+        """Change a draft; the update guards (credit holds) may refuse it. Raises ``InvalidTransition``
+        (not a draft), ``ValidationError``."""
+        fields = {k: v for k, v in patch.items() if k not in GUARD_FIELDS}
+
         def run() -> Invoice:
             current = self._ledger.get_invoice(invoice_id)
             now = self._clock.now()
-            updated = patched_draft(current, patch, now=now)
+            updated = patched_draft(current, fields, now=now)
+            records = []
+            if self.hooks.update_guards:
+                customer = self._ledger.get_customer(current.customer_id)
+                records = [guard(current, updated, customer, patch, actor) for guard in self.hooks.update_guards]
             uow = UnitOfWork(actor=actor, now=now)
             saved = uow.save_invoice(current, updated, action="invoice.update")
+            for record in records:
+                if record is not None:
+                    record(uow)
             self._ledger.commit(uow)
             return saved
 
         return with_retries(run)
 
     # -- issuing ------------------------------------------------------------------------------
-    def issue(self, invoice_id: str, actor: Actor, idempotency: IdempotencyRequest | None = None) -> Invoice:
-        """Number and issue a draft.
+    def issue(self, invoice_id: str, actor: Actor, idempotency: IdempotencyRequest | None = None,
+              data: Mapping[str, Any] | None = None) -> Invoice:
+        """Number and issue a draft; ``data`` is the request body the issue guards read (``credit_override``).
 
         The counter increment, the status change and every hook's writes commit
         in one transaction conditioned on the counter value read: concurrent
@@ -105,10 +126,13 @@ class InvoiceService:
                     + (f" as {draft.number}" if draft.number else "") + ": only drafts can be issued",
                     code="already_issued")
             customer = self._ledger.get_customer(draft.customer_id)
+            # before a number is taken: a refusal leaves no gap
+            records = [guard(draft, customer, data or {}, actor) for guard in self.hooks.issue_guards]
             # Only the counter moves under contention: when it alone made the
             # commit fail, re-read it and try the next number without
             # re-reading the draft and the customer.
-            return with_retries(lambda: self._number_and_commit(draft, customer, seller, actor, idempotency),
+            return with_retries(lambda: self._number_and_commit(draft, customer, seller, actor, idempotency,
+                                                                records=records),
                                 only=("counter",))
 
         invoice, _ = idempotent(self._ledger, idempotency, "invoice.issue", run, self._ledger.get_invoice)
@@ -135,7 +159,8 @@ class InvoiceService:
 
     def _number_and_commit(self, draft: Invoice, customer: Customer, seller: SellerProfile, actor: Actor,
                            idempotency: IdempotencyRequest | None, *, new: bool = False,
-                           prepare: IssueHook | None = None) -> Invoice:
+                           prepare: IssueHook | None = None,
+                           records: list[Callable[[UnitOfWork], None] | None] | None = None) -> Invoice:
         now = self._clock.now()
         issue_date = self._clock.today(seller.timezone)
         series = seller.credit_note_prefix if draft.kind == CREDIT_NOTE else seller.invoice_prefix
@@ -147,6 +172,9 @@ class InvoiceService:
                              jurisdiction=seller.jurisdiction, seller=seller.identity(),
                              buyer=customer.identity(), now=now)
         uow = UnitOfWork(actor=actor, now=now)
+        for record in records or ():
+            if record is not None:
+                record(uow)
         if prepare is not None:
             issued = prepare(issued, customer, seller, uow)
         for hook in self.hooks.on_issue:

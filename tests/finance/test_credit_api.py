@@ -60,8 +60,15 @@ def test_draft_over_the_limit_is_refused_then_overridden_and_audited(fapi, custo
     assert len(override) == 1 and override[0]["actor"] == "test-admin"
     assert override[0]["after"]["override"] == {"by": "test-admin", "reason": "CFO agreed, bank guarantee received"}
     assert override[0]["after"]["invoice_id"] == r.data["id"]
+    # issuing is checked again (the override of the draft does not carry over: exposure may have moved)
+    issued = fapi.post(f"/invoices/{r.data['id']}/issue")
+    assert issued.status_code == 422 and issued.data["code"] == "credit_hold", issued.data
+    r = fapi.post(f"/invoices/{r.data['id']}/issue", {"credit_override": {"reason": "CFO agreed, guarantee filed"}})
+    assert r.status_code == 200, r.data
+    audit = fapi.get(f"/audit?entity_type=customer&entity_id={customer}").data["data"]
+    stages = sorted(a["after"]["stage"] for a in audit if a["action"] == "credit.override")
+    assert stages == ["create", "issue"]
     # issuing it takes exposure from 2,400.00 to 5,400.00: the event for sales and the ERP
-    assert fapi.post(f"/invoices/{r.data['id']}/issue").status_code == 200
     exceeded = _events(("customer.credit_limit_exceeded",))
     assert len(exceeded) == 1
     data = exceeded[0]["data"]
@@ -80,11 +87,15 @@ def test_overdue_invoices_hold_new_drafts_past_the_configured_days(fapi, custome
     r = fapi.post("/invoices", small)
     assert r.status_code == 422 and r.data["details"]["reasons"] == ["overdue_invoices"]
     assert r.data["details"]["oldest_overdue_days"] == 19
-    # delivered work is invoiced anyway (French law), flagged in the audit trail
+    # issue 6 exempts recurring invoices for delivered service only: a one-off draft dated as delivered
+    # is held like any other and goes through with a clerk's override
     r = fapi.post("/invoices", {**small, "delivery_date": "2026-03-30"})
+    assert r.status_code == 422 and r.data["details"]["reasons"] == ["overdue_invoices"], r.data
+    r = fapi.post("/invoices", {**small, "delivery_date": "2026-03-30",
+                                "credit_override": {"reason": "delivered last week, must be invoiced"}})
     assert r.status_code == 201
     audit = fapi.get(f"/audit?entity_type=customer&entity_id={customer}").data["data"]
-    assert [a["after"]["delivered_work"] for a in audit if a["action"] == "credit.flagged"] == [True]
+    assert [a["action"] for a in audit if a["action"].startswith("credit.")] == ["credit.override"]
 
 
 def test_manual_hold_and_the_on_hold_list(fapi, customer):
@@ -132,3 +143,67 @@ def test_recurring_schedule_over_the_limit_is_held_and_its_invoices_flagged_not_
     assert run.data["invoices"][0]["flags"] == ["credit_limit_exceeded"]
     assert fapi.get(f"/recurring-schedules/{schedule_id}").data["flags"] == ["credit_limit_exceeded"]
     assert fapi.get(f"/customers/{customer}/credit-check?amount=0").data["exposure"] == "5400.00"
+
+
+def _draft(fapi: Any, customer: str, unit_price: str, **extra: Any) -> Any:
+    return fapi.post("/invoices", {"customer_id": customer, "lines": [line(unit_price=unit_price)], **extra})
+
+
+def test_a_patch_that_raises_a_draft_over_the_limit_is_refused_unless_overridden(fapi, customer):
+    # exposure 2,400.00 of 5,000.00: a draft of 1,200.00 (1,000.00 + VAT) passes
+    draft = _draft(fapi, customer, "1000.00")
+    assert draft.status_code == 201, draft.data
+    did = draft.data["id"]
+    raised = {"lines": [line(unit_price="2500.00")]}                     # 3,000.00: 5,400.00 > 5,000.00
+    r = fapi.patch(f"/invoices/{did}", raised)
+    assert r.status_code == 422 and r.data["code"] == "credit_hold", r.data
+    assert r.data["details"]["reasons"] == ["credit_limit_exceeded"] and r.data["details"]["drafts"] == "0.00"
+    assert fapi.get(f"/invoices/{did}").data["total"] == "1200.00"       # nothing written
+    lowered = fapi.patch(f"/invoices/{did}", {"lines": [line(unit_price="500.00")], "note": "smaller order"})
+    assert lowered.status_code == 200 and lowered.data["total"] == "600.00"
+    r = fapi.patch(f"/invoices/{did}", {**raised, "credit_override": {"reason": "prepaid by bank guarantee"}})
+    assert r.status_code == 200 and r.data["total"] == "3000.00", r.data
+    audit = fapi.get(f"/audit?entity_type=customer&entity_id={customer}").data["data"]
+    override = [a["after"] for a in audit if a["action"] == "credit.override"]
+    assert [(o["stage"], o["invoice_id"], o["amount_before"]) for o in override] == [("update", did, "600.00")]
+
+
+def test_pending_drafts_take_headroom_so_several_cannot_add_up_over_the_limit(fapi, customer):
+    # headroom 2,600.00: two drafts of 1,800.00 each fit alone, not together
+    assert _draft(fapi, customer, "1500.00").status_code == 201
+    r = _draft(fapi, customer, "1500.00")
+    assert r.status_code == 422 and r.data["details"]["reasons"] == ["credit_limit_exceeded"], r.data
+    assert (r.data["details"]["exposure"], r.data["details"]["drafts"], r.data["details"]["headroom"]) == (
+        "2400.00", "1800.00", "800.00")
+    check = fapi.get(f"/customers/{customer}/credit-check?amount=800.00").data
+    assert (check["allowed"], check["drafts"], check["headroom_after"]) == (True, "1800.00", "0.00")
+    assert fapi.get(f"/customers/{customer}/credit-check?amount=800.01").data["allowed"] is False
+
+
+def test_issue_is_refused_when_exposure_moved_past_the_limit_and_takes_no_number(fapi, customer):
+    first = _draft(fapi, customer, "1500.00").data["id"]                  # 1,800.00, within the headroom
+    # the customer goes on hold by hand after the draft was accepted
+    assert fapi.put(f"/customers/{customer}/hold", {"on_hold": True, "reason": "cheque rejeté"}).status_code == 200
+    r = fapi.post(f"/invoices/{first}/issue")
+    assert r.status_code == 422 and r.data["details"]["reasons"] == ["manual_hold"], r.data
+    assert fapi.get(f"/invoices/{first}").data["status"] == "draft"
+    r = fapi.post(f"/invoices/{first}/issue", {"credit_override": "yes"})
+    assert r.status_code == 422 and r.data["field"] == "credit_override"
+    assert fapi.put(f"/customers/{customer}/hold", {"on_hold": False}).status_code == 200
+    issued = fapi.post(f"/invoices/{first}/issue")
+    assert issued.status_code == 200, issued.data
+    # the number that follows the customer's first invoice: the refusal took none
+    assert issued.data["number"].endswith("000002")
+
+
+def test_headroom_cannot_be_exceeded_by_draft_create_patch_and_issue_without_an_override(fapi, customer):
+    # two drafts within the headroom, one raised by PATCH with an override: issuing the other still checks
+    a = _draft(fapi, customer, "1000.00").data["id"]                      # 1,200.00
+    b = _draft(fapi, customer, "1000.00").data["id"]                      # 1,200.00: 4,800.00 with drafts
+    assert fapi.patch(f"/invoices/{a}", {"lines": [line(unit_price="2000.00")],
+                                         "credit_override": {"reason": "agreed"}}).status_code == 200  # 2,400.00
+    assert fapi.post(f"/invoices/{a}/issue", {"credit_override": {"reason": "agreed"}}).status_code == 200
+    r = fapi.post(f"/invoices/{b}/issue")                                 # 4,800.00 + 1,200.00 > 5,000.00
+    assert r.status_code == 422 and r.data["details"]["reasons"] == ["credit_limit_exceeded"], r.data
+    assert r.data["details"]["exposure"] == "4800.00" and r.data["details"]["drafts"] is None
+    assert fapi.get(f"/customers/{customer}/credit-check?amount=0").data["exposure"] == "4800.00"
