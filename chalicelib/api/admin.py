@@ -35,7 +35,13 @@ def put_seller(ctx: Ctx) -> Any:
 @endpoint(admin_bp, "/api-keys", ["POST"], role=ADMIN)
 def create_api_key(ctx: Ctx) -> Any:
     body = ctx.body(("name", "role"))
-    key, secret = wiring.access().create_key(body.get("name", ""), body.get("role", ""), ctx.actor)
+    key, secret = wiring.access().create_key(body.get("name", ""), body.get("role", ""), ctx.actor,
+                                             ctx.idempotency())
+    if secret is None:  # a replay (same Idempotency-Key, same request): the key exists, its secret was shown once
+        return created({**key.to_dict(), "secret": None, "replayed": True,
+                        "note": "this Idempotency-Key already created this key: its secret was shown once, in the "
+                                "first response, and is not stored. Lost it? Revoke this key (DELETE /api-keys/"
+                                f"{key.key_hash[:16]}) and create a new one with a new Idempotency-Key"}, True)
     return created({**key.to_dict(), "secret": secret,
                     "note": "store this secret now: it is shown once and never stored"}, False)
 

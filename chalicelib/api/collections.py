@@ -8,16 +8,25 @@ from chalice import Blueprint
 
 from .. import wiring
 from ..domain.auth import ADMIN, CLERK, READER
+from ..services.common import IdempotencyRequest
 from .http import Ctx, created, endpoint, page_body
 
 collections_bp = Blueprint(__name__)
 
 
+def _seen(idempotency: IdempotencyRequest | None) -> bool:
+    """Whether this Idempotency-Key already ran (its answer is then a replay; the service checks the request)."""
+    return bool(idempotency and wiring.ledger().get_idempotency(idempotency.scope, idempotency.key))
+
+
 @endpoint(collections_bp, "/invoices/{invoice_id}/disputes", ["POST"], role=CLERK)
 def open_dispute(ctx: Ctx, invoice_id: str) -> Any:
     body = ctx.body(("reason", "message"))
-    dispute = wiring.pay().open_dispute(invoice_id, body.get("reason"), body.get("message"), ctx.actor)
-    return created(dispute.to_dict(), False)
+    idempotency = ctx.idempotency()
+    replayed = _seen(idempotency)
+    dispute = wiring.pay().open_dispute(invoice_id, body.get("reason"), body.get("message"), ctx.actor,
+                                        idempotency=idempotency)
+    return created(dispute.to_dict(), replayed)
 
 
 @endpoint(collections_bp, "/disputes", ["GET"], role=READER)
@@ -46,7 +55,10 @@ def list_tasks(ctx: Ctx) -> Any:
 @endpoint(collections_bp, "/invoices/{invoice_id}/refunds", ["POST"], role=CLERK)
 def refund_invoice(ctx: Ctx, invoice_id: str) -> Any:
     body = ctx.body(("amount", "reason"), required=False)
-    return created(wiring.pay().refund(invoice_id, body.get("amount"), ctx.actor), False, status=202)
+    idempotency = ctx.idempotency()
+    replayed = _seen(idempotency)
+    return created(wiring.pay().refund(invoice_id, body.get("amount"), ctx.actor, idempotency), replayed,
+                   status=202)
 
 
 @endpoint(collections_bp, "/invoices/{invoice_id}/pay-link/rotate", ["POST"], role=CLERK)

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from ..domain.auth import Actor, ApiKey, check_role, generate_key, hash_key
 from ..domain.errors import NotFound, ValidationError
+from .common import IdempotencyRequest, idempotent
 from .ports import Clock, Ledger, UnitOfWork
 
 
@@ -44,20 +45,39 @@ class AccessService:
             self._cache[digest] = (now, actor)
         return actor
 
-    def create_key(self, name: str, role: str, actor: Actor) -> tuple[ApiKey, str]:
-        """Create a key; the secret is returned once and never stored."""
+    def create_key(self, name: str, role: str, actor: Actor,
+                   idempotency: IdempotencyRequest | None = None) -> tuple[ApiKey, str | None]:
+        """Create a key; the secret is returned once and never stored.
+
+        With ``idempotency``, a repeat of the same request returns the key it created with ``None``
+        for the secret: only its hash is stored, and a replay must never mint a second key."""
         if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64:
             raise ValidationError("name must be 1 to 64 characters, e.g. 'erp-sync' or 'alice'", field="name")
         role = check_role(role)
-        secret = generate_key()
-        now = self._clock.now()
-        key = ApiKey(key_hash=hash_key(secret), name=name.strip(), role=role, created_at=now,
-                     created_by=actor.name, hint=secret[-4:])
-        uow = UnitOfWork(actor=actor, now=now)
-        key = uow.create(key)
-        uow.audit("api_key.create", "api_key", key.key_hash[:16], None, key.to_dict())
-        self._ledger.commit(uow)
-        return key, secret
+        secrets: list[str] = []
+
+        def run() -> ApiKey:
+            secret = generate_key()
+            now = self._clock.now()
+            key = ApiKey(key_hash=hash_key(secret), name=name.strip(), role=role, created_at=now,
+                         created_by=actor.name, hint=secret[-4:])
+            uow = UnitOfWork(actor=actor, now=now)
+            key = uow.create(key)
+            uow.audit("api_key.create", "api_key", key.key_hash[:16], None, key.to_dict())
+            if idempotency:
+                uow.claim_idempotency(idempotency.record("api_key", key.key_hash[:16], now))
+            self._ledger.commit(uow)
+            secrets.append(secret)
+            return key
+
+        key, replayed = idempotent(self._ledger, idempotency, "api_key", run, self._key_by_id)
+        return key, None if replayed else secrets[-1]
+
+    def _key_by_id(self, key_id: str) -> ApiKey:
+        matches = [k for k in self._ledger.list_api_keys() if k.key_hash[:16] == key_id]
+        if not matches:
+            raise NotFound(f"api key {key_id} does not exist", code="api_key_not_found")
+        return matches[0]
 
     def list_keys(self) -> list[ApiKey]:
         return self._ledger.list_api_keys()

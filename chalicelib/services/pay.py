@@ -30,7 +30,7 @@ from ..domain.invoice import CREDIT_NOTE, OPEN, Invoice
 from ..domain.money import Money
 from ..domain.payment import MAX_ALLOCATIONS
 from ..domain.parties import Customer, SellerProfile
-from .common import with_retries
+from .common import IdempotencyRequest, idempotent, with_retries
 from .events import envelope
 from .ports import Clock, InvoiceQuery, Ledger, PaymentGateway, PaymentQuery, UnitOfWork
 from .settings import SettingsService
@@ -247,8 +247,9 @@ class PayService:
         return self.open_dispute(invoice.id, reason, message, CUSTOMER, source="portal" if portal else "hosted_page")
 
     def open_dispute(self, invoice_id: str, reason: Any, message: Any, actor: Actor, *,
-                     source: str = "api") -> Dispute:
-        """Open a dispute on an open invoice; raises Conflict if it is not open or already contested."""
+                     source: str = "api", idempotency: IdempotencyRequest | None = None) -> Dispute:
+        """Open a dispute on an open invoice; raises Conflict if it is not open or already contested.
+        With ``idempotency``, a repeat of the same request returns the dispute it opened."""
 
         def run() -> Dispute:
             invoice = self._ledger.get_invoice(invoice_id)
@@ -274,10 +275,13 @@ class PayService:
             uow.emit("event", envelope("dispute.opened", {
                 "dispute_id": dispute.id, "invoice_id": invoice.id, "customer_id": invoice.customer_id,
                 "reason": dispute.reason, "amount_due": str(invoice.amount_due), "currency": invoice.currency}, now))
+            if idempotency:
+                uow.claim_idempotency(idempotency.record("dispute", dispute.id, now))
             self._ledger.commit(uow)
             return dispute
 
-        return with_retries(run)
+        dispute, _ = idempotent(self._ledger, idempotency, "dispute", run, self._ledger.get_dispute)
+        return dispute
 
     # -- portal ---------------------------------------------------------------------------------
     def portal(self, token: str) -> dict[str, Any]:
@@ -336,9 +340,23 @@ class PayService:
         return invoice
 
     # -- refunds --------------------------------------------------------------------------------
-    def refund(self, invoice_id: str, amount_raw: Any, actor: Actor) -> dict[str, Any]:
+    def refund(self, invoice_id: str, amount_raw: Any, actor: Actor,
+               idempotency: IdempotencyRequest | None = None) -> dict[str, Any]:
         """Refund card/SEPA money paid on an invoice through the provider; the ledger moves
-        when the provider confirms (charge.refunded webhook)."""
+        when the provider confirms (charge.refunded webhook). With ``idempotency``, a repeat of the
+        same request answers what the first one did and asks the provider for nothing."""
+        result, _ = idempotent(self._ledger, idempotency, "refund",
+                               lambda: self._refund(invoice_id, amount_raw, actor, idempotency), self._refund_requested)
+        return result
+
+    def _refund_requested(self, refund_id: str) -> dict[str, Any]:
+        ref = self._ledger.get_ref("refund", refund_id)
+        if ref is None:  # pragma: no cover - written with the idempotency key it answers
+            raise NotFound(f"refund {refund_id} is not recorded", code="refund_not_found")
+        return dict(ref.data)
+
+    def _refund(self, invoice_id: str, amount_raw: Any, actor: Actor,
+                idempotency: IdempotencyRequest | None) -> dict[str, Any]:
         invoice = self._ledger.get_invoice(invoice_id)
         paid = invoice.amount_paid - invoice.amount_reversed
         amount = Money.parse(amount_raw if amount_raw is not None else str(invoice.money(paid)), invoice.currency)
@@ -369,10 +387,15 @@ class PayService:
         uow = UnitOfWork(actor=actor, now=self._clock.now())
         uow.audit("invoice.refund_requested", "invoice", invoice_id, None,
                   {"refund_id": refund_id, "amount": str(amount), "payment_id": payment.id})
+        result = {"object": "refund", "id": refund_id, "invoice_id": invoice_id, "payment_id": payment.id,
+                  "amount": str(amount), "currency": invoice.currency, "status": "pending",
+                  "note": "the invoice reopens when the provider confirms the refund"}
+        if idempotency:
+            # what a repeat of this request answers (the provider deduplicates the refund on its own key)
+            uow.put_ref("refund", refund_id, invoice_id, result, must_not_exist=False)
+            uow.claim_idempotency(idempotency.record("refund", refund_id, uow.now))
         self._ledger.commit(uow)
-        return {"object": "refund", "id": refund_id, "invoice_id": invoice_id, "payment_id": payment.id,
-                "amount": str(amount), "currency": invoice.currency, "status": "pending",
-                "note": "the invoice reopens when the provider confirms the refund"}
+        return result
 
 
 def deactivate_link_handler(gateway: Any) -> Any:

@@ -288,3 +288,25 @@ def test_scorecard_serves_csv_and_currency_is_400_on_scorecard_and_statement(api
         assert f"scorecard,customer_id,{cid}" in text and "risk,score," in text and "\r\nfactor," in text
     as_json = api.get(f"/customers/{cid}/scorecard", headers={"Accept": "application/json"})
     assert as_json.status_code == 200 and as_json.data["object"] == "scorecard"
+
+
+# -- 7. Idempotency-Key on disputes and API keys (refunds: tests/unit/test_idempotent_creates.py) -----------
+
+def test_idempotency_key_replays_disputes_and_api_keys_without_writing(api, world):
+    inv = world["invoice"]["id"]
+    for path, body in ((f"/invoices/{inv}/disputes", {"reason": "other", "message": "wrong price"}),
+                       ("/api-keys", {"name": "erp", "role": "reader"})):
+        headers = {"Idempotency-Key": f"idem-{path}"}
+        first = api.post(path, body, headers=headers)
+        assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers, first.data
+        before = snapshot(world["endpoint"])
+        again = api.post(path, body, headers=headers)
+        assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true", again.data
+        assert again.data["id"] == first.data["id"]
+        assert snapshot(world["endpoint"]) == before, f"the replay of {path} wrote something"
+        reused = api.post(path, {**body, "reason": "damaged"} if "disputes" in path else {**body, "role": "admin"},
+                          headers=headers)
+        assert reused.status_code == 422 and reused.data["code"] == "idempotency_key_reused"
+    keys = api.post("/api-keys", {"name": "erp", "role": "reader"}, headers={"Idempotency-Key": "idem-/api-keys"})
+    assert keys.data["secret"] is None and "shown once" in keys.data["note"] and keys.data["replayed"] is True
+    assert [k["name"] for k in api.get("/api-keys").data["data"]].count("erp") == 1
