@@ -266,6 +266,7 @@ def outbox_handlers() -> dict[str, Callable[[dict[str, Any]], None]]:
         "event": einvoice_event_handler(lambda payload: event_publisher().publish([payload])),
         "stripe.deactivate_link": deactivate_link_handler(payment_gateway),
         "stripe.collect": collections().handler(),
+        "import.activate": lambda payload: imports().resume(payload["import_id"]),  # docs/cash-application.md
         **einvoice_outbox_handlers(),
         **dunning_outbox_handlers(),
         **cashapp_outbox_handlers(),

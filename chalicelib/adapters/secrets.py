@@ -13,14 +13,16 @@ import time
 from typing import Any
 
 from ..config import get_config
-from ..domain.errors import DomainError
+from ..domain.errors import ServiceUnavailable
 
 _TTL_S = 300.0
 _lock = threading.Lock()
 _cache: dict[str, Any] = {}
 
 
-class SecretUnavailable(DomainError):
+class SecretUnavailable(ServiceUnavailable):
+    """A configuration gap on our side (503, never the caller's fault): the provider retries webhooks."""
+
     code = "secret_unavailable"
 
 

@@ -22,7 +22,7 @@ from .. import wiring
 from ..config import get_config
 from ..domain.auth import Actor, role_allows
 from ..domain.errors import (BadRequest, Conflict, DomainError, IdempotencyKeyReused, NotFound, PaymentGatewayError,
-                             ValidationError)
+                             ServiceUnavailable, ValidationError)
 from ..domain.fields import reject_unknown
 from ..observability import logger
 from ..services.common import IdempotencyRequest
@@ -45,7 +45,7 @@ class PayloadTooLarge(DomainError):
 _STATUS: list[tuple[type[DomainError], int]] = [
     (Unauthorized, 401), (Forbidden, 403), (PayloadTooLarge, 413), (NotFound, 404),
     (IdempotencyKeyReused, 422), (Conflict, 409), (ValidationError, 422), (BadRequest, 400),
-    (PaymentGatewayError, 502),
+    (PaymentGatewayError, 502), (ServiceUnavailable, 503),
 ]
 
 

@@ -26,6 +26,9 @@ def stripe_webhook(ctx: Ctx) -> Any:
     except WebhookSignatureError:
         count("WebhookRejected")
         raise
+    except Exception:
+        count("WebhookFailed")  # e.g. the webhook secret not set yet (503): Stripe retries, the alarm fires
+        raise
     from ..services.provider_events import EventNotReady
 
     try:

@@ -65,6 +65,12 @@ class ConcurrencyConflict(Conflict):
     code = "concurrent_update"
 
 
+class ServiceUnavailable(DomainError):
+    """Our side is not ready (a secret not set yet, a dependency down): HTTP 503, retry later."""
+
+    code = "service_unavailable"
+
+
 class Gone(DomainError):
     """A rotated link (HTTP 410): a newer one replaced it."""
 

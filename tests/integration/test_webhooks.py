@@ -339,3 +339,28 @@ def test_dispute_closed_before_opened_is_retried_and_applied_once(flow):
     assert codes[0] == 409 and codes[-1] == 200, codes
     won = flow.get(inv["id"])
     assert won["status"] == "paid" and won["chargeback_status"] == "won" and won["amount_due"] == "0.00"
+
+
+def test_webhook_secret_not_set_yet_is_a_503_the_provider_retries(api, monkeypatch):
+    """A configuration gap on our side (the secret exists but has no value yet) is never the caller's
+    fault: 503, so Stripe keeps retrying until the secret is set, and nothing is applied."""
+    import boto3
+
+    from chalicelib import wiring
+    from chalicelib.adapters import secrets
+
+    monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)
+    monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
+    cfg = wiring.get_config()
+    wiring.reset()
+    secrets.forget()
+    sm = boto3.client("secretsmanager", endpoint_url=cfg.aws_endpoint_url, region_name=cfg.region)
+    sm.put_secret_value(SecretId=cfg.secrets_name, SecretString="{}")
+    try:
+        resp = api.post("/webhooks/stripe", {"id": "evt_1", "type": "charge.succeeded"}, key="",
+                        headers={"Stripe-Signature": "t=1,v1=abc"})
+        assert resp.status_code == 503 and resp.data["code"] == "secret_unavailable"
+        assert "stripe_webhook_secret" in resp.data["message"]
+    finally:
+        wiring.reset()
+        secrets.forget()
