@@ -24,6 +24,11 @@ What is read, all through bounded queries (no Scan), and what it costs:
 
 Imported invoices (an external series) are not in the sales journal: their sale is in
 the books of the system that issued them; the payments that settle them are.
+
+The period queries run page by page from a :class:`ReadPosition` (:meth:`BooksService.read_period`),
+then :meth:`BooksService.finish` builds the entries: ``GET /exports/fec`` runs both at once within
+:class:`SyncLimits`, the background export (``services/fec_exports.py``) runs the pages over as
+many steps as it needs and the same ``finish`` at the end, hence the same bytes.
 """
 
 from __future__ import annotations
