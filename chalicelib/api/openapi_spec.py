@@ -108,7 +108,7 @@ AGING = obj({"currency": STR, "as_of": DATE, "scope": STR, "buckets": arr(BUCKET
 DSO_FIGURES = obj({"currency": STR, "start": DATE, "end": DATE, "days": INT, "receivables": MONEY,
                    "current_receivables": MONEY, "credit_sales": MONEY, "standard": null(NUM_STR),
                    "countback": null(NUM_STR), "countback_exhausted": BOOL, "best_possible": null(NUM_STR),
-                   "average_days_delinquent": null(NUM_STR)})
+                   "average_days_delinquent": null(NUM_STR), "written_off": MONEY})
 PREDICTION = obj({"invoice_id": STR, "customer_id": STR, "amount_due": MONEY, "predicted_payment_date": null(DATE),
                   "rule": STR, "excluded": BOOL, "basis": OBJ,
                   "cash_ins": arr(obj({"on": DATE, "amount": MONEY, "rule": STR}))})
@@ -272,10 +272,11 @@ OPERATIONS: dict[str, dict[str, Any]] = {
                                          "series": arr({"allOf": [DSO_FIGURES, obj({"month": STR})]}),
                                          "items_read": INT})),
     "GET /reports/collection": op(
-        "Collection KPIs: CEI, collection rate, amounts, days to pay and late, on-time share, by method and by "
-        "dunning step", tag="reports", csv=True, query={**REPORT_PARAMS, "start": "date", "days": "int:1-366"},
+        "Collection KPIs: CEI, collection rate, amounts collected and written off, days to pay and late, on-time "
+        "share, by method and by dunning step", tag="reports", csv=True, query={**REPORT_PARAMS, "start": "date", "days": "int:1-366"},
         response=obj({"currency": STR, "start": DATE, "end": DATE, "cei": null(NUM_STR),
-                      "collection_rate": null(NUM_STR), "amount_collected": MONEY, "invoices_paid": INT,
+                      "collection_rate": null(NUM_STR), "amount_collected": MONEY, "amount_written_off": MONEY,
+                      "invoices_paid": INT,
                       "average_days_to_pay": null(NUM_STR), "average_days_late": null(NUM_STR),
                       "on_time_share": null(NUM_STR),
                       "by_method": arr(obj({"method": STR, "amount": MONEY, "invoices": INT})),

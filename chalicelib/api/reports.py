@@ -128,7 +128,7 @@ def dso_report(ctx: Ctx) -> Any:
                                 days=ctx.q_int("days", 90, 1, 366), customer_id=ctx.q_str("customer_id", 64))
     if wants(ctx, "csv") == "csv":
         fields = ("standard", "countback", "best_possible", "average_days_delinquent", "receivables",
-                  "current_receivables", "credit_sales", "countback_exhausted")
+                  "current_receivables", "credit_sales", "countback_exhausted", "written_off")
         rows = [["period", body["period"]["start"], body["period"]["end"], *(body["period"][f] for f in fields)]]
         rows += [["month", r["start"], r["end"], *(r[f] for f in fields)] for r in body["series"]]
         return csv_response(["row", "start", "end", *fields], rows, f"dso-{body['currency']}-{body['as_of']}.csv")
@@ -149,7 +149,8 @@ def collection_report(ctx: Ctx) -> Any:
         raise BadRequest("a collection report covers at most 367 days: move start closer to as_of", field="start")
     body = wiring.reports().collection(start=start, end=end, currency=currency_param(ctx))
     if wants(ctx, "csv") == "csv":
-        rows = [["total", "", body["invoices_paid"], body["amount_collected"], body["average_days_late"]]]
+        rows = [["total", "", body["invoices_paid"], body["amount_collected"], body["average_days_late"]],
+                ["written_off", "", "", body["amount_written_off"], ""]]   # the loss of the period
         rows += [["method", m["method"], m["invoices"], m["amount"], ""] for m in body["by_method"]]
         rows += [["dunning_step", s["step"], s["invoices"], s["amount"], s["average_days_late"]]
                  for s in body["by_dunning_step"]]

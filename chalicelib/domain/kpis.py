@@ -32,6 +32,8 @@ Definitions (sources quoted in each function's docstring):
 "Credit sales" are *net* credit sales: invoiced (payable amounts, VAT included,
 like the receivables they create) minus credit notes applied in the period.
 "Current receivables" are those not yet past due (due date on or after the day).
+"Written off" is the bad debt of the period: balances of invoices declared
+uncollectible (the loss), reported next to the collection and DSO figures.
 """
 
 from __future__ import annotations
@@ -366,6 +368,7 @@ class DsoReport:
     countback: Decimal | None
     countback_exhausted: bool
     best_possible: Decimal | None
+    written_off: int = 0               # bad debt written off in the period (the aggregates' write-off flow)
 
     @property
     def average_days_delinquent(self) -> Decimal | None:
@@ -381,7 +384,8 @@ class DsoReport:
                 "standard": _dec(rounded(self.standard)), "countback": _dec(rounded(self.countback)),
                 "countback_exhausted": self.countback_exhausted,
                 "best_possible": _dec(rounded(self.best_possible)),
-                "average_days_delinquent": _dec(rounded(self.average_days_delinquent))}
+                "average_days_delinquent": _dec(rounded(self.average_days_delinquent)),
+                "written_off": money(self.written_off)}
 
 
 def dso_report(figures: PeriodFigures, months: Sequence[MonthSales]) -> DsoReport:
@@ -398,7 +402,8 @@ def dso_report(figures: PeriodFigures, months: Sequence[MonthSales]) -> DsoRepor
         credit_sales=figures.credit_sales,
         standard=dso_standard(figures.ending_receivables, figures.credit_sales, figures.days),
         countback=back.days, countback_exhausted=back.exhausted,
-        best_possible=dso_best_possible(figures.ending_current_receivables, figures.credit_sales, figures.days))
+        best_possible=dso_best_possible(figures.ending_current_receivables, figures.credit_sales, figures.days),
+        written_off=figures.written_off)
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,6 +414,7 @@ class MonthFigures:
     receivables_end: int
     current_end: int
     credit_sales: int
+    written_off: int = 0
 
 
 def dso_series(months: Sequence[MonthFigures], *, points: int = 12, currency: str) -> tuple[DsoReport, ...]:
@@ -428,7 +434,7 @@ def dso_series(months: Sequence[MonthFigures], *, points: int = 12, currency: st
         history = [MonthSales(x.month, x.credit_sales) for x in reversed(months[: i + 1])]
         fig = PeriodFigures(currency=currency, start=start, end=end, beginning_receivables=0,
                             ending_receivables=m.receivables_end, ending_current_receivables=m.current_end,
-                            invoiced=m.credit_sales)
+                            invoiced=m.credit_sales, written_off=m.written_off)
         out.append(dso_report(fig, history))
     return tuple(out)
 
@@ -506,6 +512,8 @@ class CollectionReport:
     on_time_share: Decimal | None      # percent of invoices paid on or before their due date
     by_method: tuple[MethodBreakdown, ...]
     by_dunning_step: tuple[DunningStepBreakdown, ...]
+    # Bad debt written off in the period (uncollectible invoices: the loss), from the aggregates' flows.
+    amount_written_off: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         money = lambda minor: str(Money(minor, self.currency))  # noqa: E731
@@ -514,6 +522,7 @@ class CollectionReport:
             "currency": self.currency, "start": self.start.isoformat(), "end": self.end.isoformat(),
             "cei": r(self.cei), "collection_rate": r(self.collection_rate),
             "amount_collected": money(self.amount_collected), "amount_refunded": money(self.amount_refunded),
+            "amount_written_off": money(self.amount_written_off),
             "invoices_paid": self.invoices_paid, "average_days_to_pay": r(self.average_days_to_pay),
             "average_days_late": r(self.average_days_late), "on_time_share": r(self.on_time_share),
             "by_method": [{"method": m.method, "amount": money(m.amount), "invoices": m.invoices}
@@ -560,4 +569,4 @@ def collection_report(figures: PeriodFigures, paid: Iterable[PaidInvoice]) -> Co
         on_time_share=_ratio(sum(1 for i in invoices if i.on_time), n, 100),
         by_method=tuple(MethodBreakdown(m, by_method_amount[m], by_method_invoices[m])
                         for m in sorted(by_method_amount, key=lambda m: (-by_method_amount[m], m))),
-        by_dunning_step=step_rows)
+        by_dunning_step=step_rows, amount_written_off=figures.written_off)

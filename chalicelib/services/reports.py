@@ -12,7 +12,8 @@ items it read; docs/finance.md has the table):
   customer, its own aggregate scope (years + 8 items each): O(page size).
 - **dso**: the aggregates: years + the month items of the period's ends and of
   the 36 months the 12-point series and its countback need (<= years + 38).
-- **collection**: the aggregates for CEI, rates and amounts; the payments
+- **collection**: the aggregates for CEI, rates and amounts (collected,
+  refunded, written off: the loss, like the DSO's ``written_off``); the payments
   received in the period (payment index by received date) and the invoices
   they were allocated to (one batch read) for days to pay, on-time share and
   the breakdowns: O(payments of the period), capped at
@@ -156,7 +157,10 @@ class ReportService:
             m = add_months(this_month, -i)
             sales.append(MonthSales(m, view.in_month("inv", m) - view.in_month("cre", m)))
         period = dso_report(figures, sales)
-        series = dso_series(view.monthly_figures(last_month, months_back), points=SERIES_POINTS, currency=currency)
+        # each month's write-offs come from its year item, already read (no extra item)
+        months = [replace(m, written_off=view.in_month("wof", m.month))
+                  for m in view.monthly_figures(last_month, months_back)]
+        series = dso_series(months, points=SERIES_POINTS, currency=currency)
         return {"object": "dso", "currency": currency, "as_of": as_of.isoformat(), "scope": scope,
                 "period": period.to_dict(),
                 "series": [{"month": r.start.isoformat()[:7], **r.to_dict()} for r in series],
