@@ -16,7 +16,7 @@ from .. import wiring
 from ..domain.auth import CLERK, READER
 from ..domain.errors import BadRequest
 from .bank import content_type, file_body
-from .http import JSON_HEADERS, Ctx, created, endpoint
+from .http import JSON_HEADERS, Ctx, created, endpoint, refuse_lone_surrogates
 
 books_bp = Blueprint(__name__)
 
@@ -38,8 +38,12 @@ def import_receivables(ctx: Ctx) -> Any:
             data = json.loads(raw or b"{}", parse_float=Decimal)
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+        except RecursionError:
+            raise BadRequest("request body is nested too deeply: send a flatter JSON object",
+                             code="invalid_json") from None
         if not isinstance(data, dict):
             raise BadRequest("request body must be a JSON object ({\"files\": [...]})", code="invalid_json")
+        refuse_lone_surrogates(data)
         unknown = sorted(set(data) - {"files", "dry_run", "contacts"})
         if unknown:
             raise BadRequest(f"unknown field {unknown[0]!r}: allowed are files, dry_run, contacts", field=unknown[0])

@@ -76,7 +76,7 @@ def _no_constants(name: str) -> Any:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _refuse_lone_surrogates(data: Any) -> None:
+def refuse_lone_surrogates(data: Any) -> None:
     """JSON lets a string escape half a UTF-16 pair ("\\ud800"); Python keeps it as a lone surrogate that
     no UTF-8 encoder (DynamoDB, XML, e-mail) accepts. Refuse it here, naming the field (400)."""
     stack: list[tuple[str, Any]] = [("", data)]
@@ -132,7 +132,7 @@ class Ctx:
                              code="invalid_json") from None
         if not isinstance(data, dict):
             raise BadRequest("request body must be a JSON object ({...})", code="invalid_json")
-        _refuse_lone_surrogates(data)
+        refuse_lone_surrogates(data)
         if allowed is not None:
             reject_unknown(data, allowed)
         return data

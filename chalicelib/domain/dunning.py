@@ -129,9 +129,11 @@ def _hhmm(value: Any, name: str) -> time:
 
 def _tz(value: Any, name: str) -> str:
     try:
+        if not isinstance(value, str) or len(value) > 64:
+            raise ValueError(value)
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValidationError(f"{name} {value!r} is not an IANA time zone such as \"Europe/Paris\"",
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):  # OSError: a name too long for a file
+        raise ValidationError(f"{name} {str(value)[:64]!r} is not an IANA time zone such as \"Europe/Paris\"",
                               field=name) from None
     return value
 

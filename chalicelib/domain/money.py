@@ -92,7 +92,7 @@ def parse_decimal_text(value: object, field: str, *, places: int, int_digits: in
 
 def minor_units(currency: str) -> int:
     """Number of decimals of ``currency``; raises if unknown or not supported yet."""
-    code = currency.upper() if isinstance(currency, str) else currency
+    code = currency.upper() if isinstance(currency, str) else None
     if code not in _MINOR_UNITS:
         raise CurrencyError(
             f"unknown currency {currency!r}: use an ISO 4217 code such as 'EUR' or 'USD'",

@@ -42,9 +42,11 @@ def _text(data: Mapping[str, Any], key: str, *, required: bool = False, max_len:
 
 def check_timezone(value: str, field_name: str = "timezone") -> str:
     try:
+        if not isinstance(value, str) or len(value) > 64:
+            raise ValueError(value)
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValidationError(f"{field_name} {value!r} is not an IANA time zone such as 'Europe/Paris'",
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):  # OSError: a name too long for a file
+        raise ValidationError(f"{field_name} {str(value)[:64]!r} is not an IANA time zone such as 'Europe/Paris'",
                               field=field_name) from None
     return value
 
@@ -314,7 +316,8 @@ def seller_from_input(data: Mapping[str, Any], *, version: int = 0) -> SellerPro
     unknown = set(data) - set(SellerProfile.SETTABLE) - {"version", "share_capital_currency"}
     if unknown:
         raise ValidationError(f"unknown seller settings: {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
-    jurisdiction = (data.get("jurisdiction") or "FR").upper()
+    jurisdiction = data.get("jurisdiction") or "FR"
+    jurisdiction = jurisdiction.upper() if isinstance(jurisdiction, str) else ""
     if jurisdiction not in identifiers.COUNTRIES:
         raise ValidationError("jurisdiction must be a country code such as 'FR'", field="jurisdiction")
     siren = identifiers.siren(_text(data, "siren", required=True, max_len=11) or "")
