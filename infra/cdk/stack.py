@@ -187,7 +187,11 @@ class ArBackendStack(cdk.Stack):
             minimum_tls_version=1.2,
             object_lock_enabled=self.settings.production or None,
             lifecycle_rules=[s3.LifecycleRule(id="abort-incomplete-uploads",
-                                              abort_incomplete_multipart_upload_after=cdk.Duration.days(1))],
+                                              abort_incomplete_multipart_upload_after=cdk.Duration.days(1)),
+                             # FEC exports and their work parts: regenerable, their jobs are kept 30 days
+                             s3.LifecycleRule(id="expire-exports", prefix="exports/",
+                                              expiration=cdk.Duration.days(30),
+                                              noncurrent_version_expiration=cdk.Duration.days(1))],
             removal_policy=cdk.RemovalPolicy.RETAIN)
 
     def _provider_secret(self) -> secretsmanager.Secret:

@@ -39,6 +39,11 @@ def test_prod_bucket_is_locked_in_compliance_mode_for_ten_years(synthesized: dic
     assert bucket["DeletionPolicy"] == "Retain"
     (dev_bucket,) = synthesized["dev"].resources("AWS::S3::Bucket").values()
     assert "ObjectLockEnabled" not in dev_bucket["Properties"]
+    # exports (regenerable, unlocked) expire with their jobs; nothing else does
+    for b in (bucket, dev_bucket):
+        rules = {r["Id"]: r for r in b["Properties"]["LifecycleConfiguration"]["Rules"]}
+        assert rules["expire-exports"]["Prefix"] == "exports/" and rules["expire-exports"]["ExpirationInDays"] == 30
+        assert [r for r in rules.values() if "ExpirationInDays" in r] == [rules["expire-exports"]]
     for stage, days in (("prod", "3653"), ("dev", "0")):
         for fn in synthesized[stage].resources("AWS::Lambda::Function").values():
             variables = fn["Properties"].get("Environment", {}).get("Variables", {})
