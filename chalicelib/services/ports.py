@@ -326,8 +326,9 @@ class UnitOfWork:
         link = after.payment_link
         if before is None or not link or link != before.payment_link:
             return after  # no link, or this change sets a new one (the caller retires the old one)
-        if after.status == OPEN and after.amount_due == before.amount_due:
-            return after
+        debit_started = after.collection_status == "processing" and before.collection_status != "processing"
+        if after.status == OPEN and after.amount_due == before.amount_due and not debit_started:
+            return after  # (a SEPA debit in flight collects the amount: the link must not be paid too)
         self.deactivate_payment_link(str(link["id"]))
         return dataclasses.replace(after, payment_link=None)
 
@@ -494,8 +495,9 @@ class Ledger(ABC):
 
     @abstractmethod
     def list_disputes(self, *, customer_id: str | None = None, status: str | None = None,
-                      limit: int = 50, cursor: str | None = None) -> Page[Dispute]:
-        """A customer's disputes (newest first) or all open ones (oldest first)."""
+                      limit: int = 50, cursor: str | None = None, before: datetime | None = None) -> Page[Dispute]:
+        """A customer's disputes (newest first; ``before``: opened strictly before, a key bound) or all open
+        ones (oldest first)."""
 
     @abstractmethod
     def get_promise(self, promise_id: str) -> Promise: ...

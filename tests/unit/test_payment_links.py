@@ -101,6 +101,18 @@ def test_an_unrelated_change_keeps_the_link(world):
     assert world.invoice(inv.id).payment_link["id"] == "plink_old" and deactivations(world.ledger) == []
 
 
+def test_a_sepa_debit_in_flight_deactivates_the_link(world):
+    # the debit collects the amount due: the customer must not pay the old link on top of it
+    c = world.customer()
+    inv = world.issued(c.id)
+    with_link(world.ledger, inv.id)
+    current = world.invoice(inv.id)
+    uow = UnitOfWork(actor=SYSTEM, now=world.clock.now())
+    uow.save_invoice(current, replace(current, collection_status="processing"))
+    world.ledger.commit(uow)
+    assert world.invoice(inv.id).payment_link is None and deactivations(world.ledger) == ["plink_old"]
+
+
 def test_bank_cash_application_deactivates_the_link():
     from tests.cashapp.test_bank_service import credit, statement
     from tests.cashapp.world import World as CashWorld
