@@ -113,10 +113,10 @@ class FakeLedger(FakeCashAppLedger, Ledger):
 
     def _by_customer_or_queue(self, kind: str, open_status: str, due: Callable[[Any], Any], *,
                               customer_id: str | None, status: str | None, due_before: date | None, limit: int,
-                              cursor: str | None, plural: str) -> Page[Any]:
+                              cursor: str | None, plural: str, before: datetime | None = None) -> Page[Any]:
         items = [e for e in self._all(kind) if status is None or e.status == status]
         if customer_id:
-            items = [e for e in items if e.customer_id == customer_id]
+            items = [e for e in items if e.customer_id == customer_id and (before is None or e.created_at < before)]
             return self._paginate(items, lambda e: (e.created_at, e.id), limit, cursor, reverse=True)
         if status not in (None, open_status):
             raise ValidationError(f"{plural} that are not {open_status} are listed per customer: pass customer_id",
@@ -137,10 +137,10 @@ class FakeLedger(FakeCashAppLedger, Ledger):
         return self._get("dispute", dispute_id)
 
     def list_disputes(self, *, customer_id: str | None = None, status: str | None = None, limit: int = 50,
-                      cursor: str | None = None) -> Page[Dispute]:
+                      cursor: str | None = None, before: datetime | None = None) -> Page[Dispute]:
         return self._by_customer_or_queue("dispute", DISPUTE_OPEN, lambda d: d.created_at, customer_id=customer_id,
                                           status=status, due_before=None, limit=limit, cursor=cursor,
-                                          plural="disputes")
+                                          plural="disputes", before=before)
 
     def get_promise(self, promise_id: str) -> Promise:
         return self._get("promise", promise_id)

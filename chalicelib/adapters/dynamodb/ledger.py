@@ -12,7 +12,7 @@ import base64
 import dataclasses
 import json
 import zlib
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar
 
@@ -342,14 +342,18 @@ class DynamoLedger(CashAppLedger, DunningQueries, Ledger):
 
     def _by_customer_or_queue(self, model: type[M], entity: type, prefix: str, queue: str, open_status: str, *,
                               customer_id: str | None, status: str | None, due_before: date | None, limit: int,
-                              cursor: str | None, plural: str) -> Page[Any]:
+                              cursor: str | None, plural: str, before: datetime | None = None) -> Page[Any]:
         """The shared shape of tasks, disputes, promises and plans: a customer's items (newest
-        first, any status) through gsi1, or the open/active ones of everyone through their sparse
+        first, any status; ``before``: created strictly before, a bound on the gsi1 key, which starts
+        with the creation time) through gsi1, or the open/active ones of everyone through their sparse
         gsi2 queue (oldest due first, optionally before a date)."""
         convert: Callable[[Any], Any] = lambda i: decode(entity, i.data)  # noqa: E731
         if customer_id:
+            # "<prefix>#<created_at>#<id>" < "<prefix>#<before>" exactly when created_at < before (UTC ISO strings)
+            rng = (model.gsi1sk.between(f"{prefix}#", f"{prefix}#{before.astimezone(timezone.utc).isoformat()}")
+                   if before is not None else model.gsi1sk.startswith(f"{prefix}#"))
             return self._page(model, model.by_customer, ("pk", "sk", "gsi1pk", "gsi1sk"), customer_pk(customer_id),
-                              model.gsi1sk.startswith(f"{prefix}#"),
+                              rng,
                               model.status == status if status else None,  # type: ignore[attr-defined]
                               False, limit, cursor, convert)
         if status not in (None, open_status):
@@ -371,10 +375,10 @@ class DynamoLedger(CashAppLedger, DunningQueries, Ledger):
         return decode(Dispute, self._get(DisputeItem, f"DSP#{dispute_id}", "DISPUTE", "dispute", dispute_id).data)
 
     def list_disputes(self, *, customer_id: str | None = None, status: str | None = None, limit: int = 50,
-                      cursor: str | None = None) -> Page[Dispute]:
+                      cursor: str | None = None, before: datetime | None = None) -> Page[Dispute]:
         return self._by_customer_or_queue(DisputeItem, Dispute, "DSP", "DISPUTE#open", DISPUTE_OPEN,
                                           customer_id=customer_id, status=status, due_before=None, limit=limit,
-                                          cursor=cursor, plural="disputes")
+                                          cursor=cursor, plural="disputes", before=before)
 
     def get_promise(self, promise_id: str) -> Promise:
         return decode(Promise, self._get(PromiseItem, f"PRM#{promise_id}", "PROMISE", "promise", promise_id).data)
