@@ -121,7 +121,9 @@ class BankTransaction:
 
 # -- imports of existing receivables ---------------------------------------------------------------
 
-IMPORT_RUNNING, IMPORT_COMPLETED = "in_progress", "completed"
+# in_progress: rows being staged (nothing visible yet); activating: every row staged, the invoices being
+# made live (finished by the outbox without the client); completed.
+IMPORT_RUNNING, IMPORT_ACTIVATING, IMPORT_COMPLETED = "in_progress", "activating", "completed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,7 @@ class ImportRecord:
     invoices_created: int = 0
     customers_created: int = 0
     already_imported: int = 0
+    invoices_staged: int = 0             # rows written aside, not yet live (not open, not in reports or dunning)
     failed: tuple[dict[str, Any], ...] = ()  # rows that could not be written after validation (a race)
     totals: dict[str, str] = field(default_factory=dict)  # currency -> open amount imported
     plan_key: str | None = None
@@ -153,6 +156,7 @@ class ImportRecord:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "object": "import", "status": self.status, "sources": list(self.sources),
                 "invoices_planned": self.invoices_planned, "customers_planned": self.customers_planned,
+                "invoices_staged": self.invoices_staged,
                 "invoices_created": self.invoices_created, "customers_created": self.customers_created,
                 "already_imported": self.already_imported, "failed": [dict(f) for f in self.failed],
                 "totals": dict(self.totals), "created_by": self.created_by,

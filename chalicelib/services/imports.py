@@ -11,15 +11,23 @@ How an import runs, and why it is never half-done:
 2. **Plan with stable ids.** The import's id is a digest of the request (files and
    contacts); each new customer's and invoice's id derives from it. Sending the same
    request again therefore plans exactly the same records.
-3. **Write in transactions.** An import record (``in_progress``) is written first,
-   then the invoices in chunks (each a DynamoDB transaction under 100 items: the
-   invoice, its ``number`` ref written with "must not exist", its audit entry, its
-   report aggregates, and its customer when new), then the record is marked
-   ``completed``. Each invoice is all-or-nothing; a crash or a timeout between chunks
-   leaves the record ``in_progress`` (``GET /imports/{id}`` shows it). **Sending the
-   same request again completes it**: rows whose ``number`` ref already points to
-   their planned invoice are skipped, customers already created are found by their
-   reference, and the record ends ``completed``.
+3. **Stage, then activate: all or nothing from the outside.** An import record
+   (``in_progress``) is written first, then every row is *staged*: written aside as an
+   ``import_row`` ref (``<import id>:<index>`` -> the planned invoice, customer and
+   numbers), with its ``number`` refs reserved (``staged``, "must not exist"), in chunks
+   under 95 items. A staged row is not an invoice: not open, not in the report
+   aggregates, not in dunning, not in any list; a transfer naming its number matches
+   nothing yet. A crash or a spent time budget while staging leaves nothing visible;
+   sending the same request again stages what is missing (staged rows and reserved
+   numbers expire after ``STAGED_TTL_DAYS`` if it never is). Once every row is staged,
+   one transaction turns the record ``activating`` and queues an ``import.activate``
+   outbox message (due two minutes later). Activation then writes the invoices in
+   chunks (invoice, number refs without the mark, audit, report aggregates, dunning
+   record, the customer with its first invoice) and the record ends ``completed``. If
+   the request dies or runs out of time while activating, the outbox finishes it without
+   the client (``resume``; it queues itself again when its own budget is spent).
+   Invoices that exist already are skipped and ids are planned, so neither a retry, nor
+   the outbox, nor both at once create anything twice.
 
 Imported invoices keep their numbers (``series = "external"``), are never renumbered
 nor re-rendered (their totals are the document's own), and are written with
@@ -35,13 +43,13 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Mapping, Sequence
 
 from ..domain.aggregates import merge_deltas
 from ..domain.auth import Actor
-from ..domain.bank_transaction import IMPORT_COMPLETED, IMPORT_RUNNING, ImportRecord
-from ..domain.errors import BadRequest, NotFound, ValidationError
+from ..domain.bank_transaction import IMPORT_ACTIVATING, IMPORT_COMPLETED, IMPORT_RUNNING, ImportRecord
+from ..domain.errors import BadRequest, Conflict, NotFound, ValidationError
 from ..domain.invoice import Invoice
 from ..domain.money import Money
 from ..domain.parties import Customer, new_customer
@@ -50,12 +58,18 @@ from ..domain.receivable_import import (ImportedInvoice, Problem, check_imported
 from ..observability import count, logger
 from .invoice_numbers import NUMBER_REF, number_key, number_refs
 from .common import with_retries
-from .ports import Clock, CommitConflict, Ledger, UnitOfWork
+from .ports import Clock, CommitConflict, Ledger, RefRecord, UnitOfWork
 from .settings import SettingsService
 
 CUSTOMER_REF = "customer_ref"  # a customer's external_ref -> customer id
 MAX_FILES = 50
 MAX_TRANSACTION_ITEMS = 95
+MAX_TRANSACTION_BYTES = 3_000_000  # DynamoDB allows 4 MB per transaction
+ROW_REF = "import_row"             # a staged row: "<import id>:<index>" -> planned invoice id, with the invoice
+STAGED_TTL_DAYS = 30               # an import left unfinished (staging) frees its rows and numbers after this
+ACTIVATE_TOPIC = "import.activate"
+ACTIVATION_DELAY_S = 120           # the outbox takes over if the request has not finished by then
+RESUME_BUDGET_S = 45.0             # per outbox run (the drain's Lambda has 90 s, its lease 2 minutes)
 DEFAULT_TIME_BUDGET_S = 20.0
 
 
@@ -218,6 +232,15 @@ class ImportService:
             ref = existing.get(row.key)
             if ref is None:
                 continue
+            if ref.data.get("staged"):  # reserved by an import not activated yet
+                if ref.target == row.invoice_id:
+                    continue            # by this one: still to import
+                report.rejected.append(Problem(row.inv.source, row.inv.number, "number",
+                                               f"number {row.inv.number} is being imported by import "
+                                               f"{ref.data.get('import_id')}, not finished: finish that one (send "
+                                               "its request again) or leave this row out"))
+                row.status = "refused"
+                continue
             if ref.target == row.invoice_id or ref.data.get("content") == row.inv.content_hash():
                 row.status, row.invoice_id = "already_imported", ref.target
                 row.customer_id = ref.data.get("customer_id")
@@ -313,8 +336,9 @@ class ImportService:
 
     # -- writes -----------------------------------------------------------------------------------------
     def _write(self, report: ImportReport, actor: Actor, started: float) -> None:
+        """Stage every row, then activate them (see the module docstring). Raises ``Conflict`` when a number
+        was taken between the checks and the staging (nothing is live then)."""
         now = self._clock.now()
-        seller = self._settings.seller()
         to_create = [r for r in report.rows if r.status == "create"]
         record = self._ledger.get_import(report.id)
         if record is None:
@@ -329,18 +353,155 @@ class ImportService:
                 self._ledger.commit(uow)
             except CommitConflict:
                 record = self.get(report.id)
-        existing_customers = set(self._ledger.get_customers(c.customer.id for c in report.customers.values()))
-        for c in report.customers.values():
-            if c.customer.id in existing_customers:
-                c.status = "created"
-        chunk: list[tuple[_Row, UnitOfWork]] = []
-        ops = 0
-        deltas: list[Any] = []
-        failed: list[dict[str, Any]] = []
-        created_customers = 0
+        if record.status == IMPORT_RUNNING:
+            if not self._stage(report, record, to_create, actor, started):
+                report.status = IMPORT_RUNNING
+                report.record = self.get(report.id)
+                return
+        deadline = started + self._time_budget_s
+        report.record = self.activate(report.id, actor=actor, deadline=deadline, rows=report.rows)
+        report.status = report.record.status
+
+    def _stage(self, report: ImportReport, record: ImportRecord, to_create: list[_Row], actor: Actor,
+               started: float) -> bool:
+        """Write the rows aside (``import_row`` refs) with their numbers reserved; True when every row is
+        staged and the import turned ``activating`` (with its outbox message) in the same transaction."""
+        if len(to_create) != record.invoices_planned:  # the ledger changed since this import was planned
+            raise Conflict(f"import {report.id} was planned with {record.invoices_planned} invoices but "
+                           f"{len(to_create)} remain to import: another import or invoice took some of its numbers; "
+                           "nothing of it is live: check it with a dry run, fix the file and send it again",
+                           code="import_changed")
+        now = self._clock.now()
+        seller = self._settings.seller()
+        keys = [_row_key(report.id, i) for i in range(len(to_create))]
+        staged = self._ledger.get_refs(ROW_REF, keys)
+        uow, size = UnitOfWork(actor=actor, now=now), 0
+        pending: list[_Row] = []
+        new_customers = {ref: c for ref, c in report.customers.items()}
+        first_of: dict[str, int] = {}
+        for i, row in enumerate(to_create):
+            first_of.setdefault(row.ref, i)
+        done = len(staged)
+        out_of_time = False
+        for i, row in enumerate(to_create):
+            if keys[i] in staged:
+                continue
+            payload = self._row_payload(row, report.id, seller, now,
+                                        new_customers.get(row.ref) if first_of[row.ref] == i else None)
+            invoice = payload.pop("_invoice")
+            row_ops = 1 + len(number_refs(invoice))
+            row_size = len(json.dumps(payload, default=str))
+            if pending and (len(uow.operations) + row_ops > MAX_TRANSACTION_ITEMS
+                            or size + row_size > MAX_TRANSACTION_BYTES):
+                done += self._commit_stage(uow, pending, report)
+                uow, size, pending = UnitOfWork(actor=actor, now=now), 0, []
+                if time.monotonic() - started > self._time_budget_s:
+                    out_of_time = True  # checked at a chunk's end: a spent budget still stages one chunk
+                    break
+            uow.put_ref(ROW_REF, keys[i], row.invoice_id or "", payload, ttl_days=STAGED_TTL_DAYS)
+            for key, data in number_refs(invoice):
+                uow.put_ref(NUMBER_REF, key, invoice.id, {**data, "import_id": report.id,
+                                                          "content": row.inv.content_hash(), "staged": True},
+                            must_not_exist=True, ttl_days=STAGED_TTL_DAYS)
+            pending.append(row)
+            size += row_size
+        if pending:
+            done += self._commit_stage(uow, pending, report)
+
+        def mark() -> bool:
+            current = self.get(report.id)
+            if current.status != IMPORT_RUNNING:
+                return True
+            all_staged = not out_of_time and done >= len(to_create)
+            u = UnitOfWork(actor=actor, now=self._clock.now())
+            saved = u.save(replace(current, invoices_staged=done, updated_at=self._clock.now(),
+                                   status=IMPORT_ACTIVATING if all_staged else IMPORT_RUNNING))
+            if all_staged:
+                # If this request dies while activating, the outbox finishes it (no client needed).
+                u.emit(ACTIVATE_TOPIC, {"import_id": report.id},
+                       not_before=self._clock.now() + timedelta(seconds=ACTIVATION_DELAY_S))
+                u.audit("import.staged", "import", report.id, {"status": current.status}, saved.to_dict())
+            self._ledger.commit(u)
+            return all_staged
+
+        return with_retries(mark)
+
+    def _commit_stage(self, uow: UnitOfWork, rows: list[_Row], report: ImportReport) -> int:
+        try:
+            self._ledger.commit(uow)
+            return len(rows)
+        except CommitConflict:
+            pass
+        # A row of the chunk is there already (a concurrent retry) or its number was taken meanwhile.
+        taken = []
+        for row in rows:
+            ref = self._ledger.get_ref(NUMBER_REF, row.key)
+            if ref is not None and ref.target != row.invoice_id:
+                taken.append(f"{row.inv.number} (invoice {ref.target})")
+        if taken:
+            raise Conflict(f"number(s) {', '.join(taken[:5])} were taken while import {report.id} was being written: "
+                           "nothing of it is live; check it with a dry run, fix the file and send it again",
+                           code="import_changed")
+        return 0  # a concurrent request staged them: counted when this one re-reads the record
+
+    def _row_payload(self, row: _Row, import_id: str, seller: Any, now: datetime,
+                     new: _NewCustomer | None) -> dict[str, Any]:
+        from ..adapters.codec import encode
+
+        inv = row.inv
+        if row.customer_id is None or row.invoice_id is None:  # pragma: no cover - planned before writing
+            raise RuntimeError("an import row is written before it is planned")
+        buyer = {"id": row.customer_id, "name": inv.buyer.name, "email": inv.buyer.email,
+                 "country": inv.buyer.country, "vat_number": inv.buyer.vat_number, "siren": inv.buyer.siren,
+                 "reference": inv.buyer.reference}
+        invoice = to_invoice(inv, invoice_id=row.invoice_id, customer_id=row.customer_id, now=now,
+                             seller=inv.seller.to_dict() or None, buyer=buyer)
+        return {"_invoice": invoice, "invoice": encode(invoice), "on": inv.issue_date.isoformat(),
+                "source": inv.source, "content": inv.content_hash(),
+                "customer": encode(new.customer) if new is not None else None,
+                "customer_ref": new.ref if new is not None else None}
+
+    def resume(self, import_id: str) -> None:
+        """Outbox handler of ``import.activate``: finish an import's activation within a time budget, and
+        queue itself again if that was not enough. Idempotent."""
+        record = self.activate(import_id, actor=Actor.system("imports"),
+                               deadline=time.monotonic() + RESUME_BUDGET_S)
+        if record.status == IMPORT_ACTIVATING:
+            u = UnitOfWork(actor=Actor.system("imports"), now=self._clock.now())
+            u.emit(ACTIVATE_TOPIC, {"import_id": import_id},
+                   not_before=self._clock.now() + timedelta(seconds=5))
+            self._ledger.commit(u)
+
+    def activate(self, import_id: str, *, actor: Actor, deadline: float,
+                 rows: Sequence[_Row] = ()) -> ImportRecord:
+        """Make a staged import's invoices live, in chunks, until ``deadline`` (``time.monotonic()``); the
+        record ends ``completed`` with the last one. Each chunk is one transaction per group of whole rows
+        (invoice + its number refs without the staging mark + audit + report aggregates + dunning record +
+        its customer the first time); invoices that exist already are skipped, so a retry never duplicates."""
+        from ..adapters.codec import decode
+
+        record = self.get(import_id)
+        if record.status != IMPORT_ACTIVATING:
+            return record
+        keys = [_row_key(import_id, i) for i in range(record.invoices_planned)]
+        staged: dict[str, RefRecord] = {}
+        for start in range(0, len(keys), 100):
+            staged.update(self._ledger.get_refs(ROW_REF, keys[start:start + 100]))
+        if len(staged) != len(keys):  # pragma: no cover - staged rows outlive an import by STAGED_TTL_DAYS
+            raise RuntimeError(f"import {import_id}: {len(keys) - len(staged)} staged rows are missing")
+        ordered = [staged[k] for k in keys]
+        live: set[str] = set()
+        for start in range(0, len(ordered), 100):
+            live.update(self._ledger.get_invoices(r.target for r in ordered[start:start + 100]))
+        by_invoice = {r.invoice_id: r for r in rows}
+        now = self._clock.now()
+        created, customers_created = 0, 0
+        activated: set[str] = set()
+        chunk: list[tuple[RefRecord, UnitOfWork]] = []
+        ops, deltas = 0, []
 
         def flush() -> None:
-            nonlocal chunk, ops, deltas
+            nonlocal chunk, ops, deltas, created, customers_created
             if not chunk:
                 return
             merged = UnitOfWork(actor=actor, now=now)
@@ -349,59 +510,93 @@ class ImportService:
                 merged.aggregate_deltas.extend(u.aggregate_deltas)
             try:
                 self._ledger.commit(merged)
-                for row, _ in chunk:
-                    row.status = "created"
-            except CommitConflict:
-                for row, _ in chunk:
-                    self._write_alone(row, report, actor, seller, failed)
+                created += len(chunk)
+                activated.update(r.target for r, _ in chunk)
+                customers_created += sum(1 for r, _ in chunk if r.data.get("customer"))
+            except CommitConflict:  # someone activated some meanwhile (the outbox, a retry): one by one
+                for staged_row, _ in chunk:
+                    c, k = self._activate_alone(staged_row, import_id, actor, decode)
+                    created, customers_created = created + c, customers_created + k
+                    activated.add(staged_row.target)
+            for staged_row, _ in chunk:
+                if staged_row.target in by_invoice:
+                    by_invoice[staged_row.target].status = "created"
             chunk, ops, deltas = [], 0, []
 
-        for row in to_create:
-            if time.monotonic() - started > self._time_budget_s:
-                break
+        finished = True
+        for staged_row in ordered:
+            if staged_row.target in live:
+                if staged_row.target in by_invoice:
+                    by_invoice[staged_row.target].status = "created"
+                continue
             uow = UnitOfWork(actor=actor, now=now)
-            new = report.customers.get(row.ref)
-            if new is not None and new.status == "create":
-                self._add_customer(uow, new.customer, row.ref, report.id)
-                new.status = "created"
-                created_customers += 1
-            self._add_invoice(uow, row, report.id, seller, now)
+            self._activation_ops(uow, staged_row, import_id, decode, customer_exists=False)
             size = ops + len(uow.operations) + len(merge_deltas(deltas + uow.aggregate_deltas))
             if chunk and size > MAX_TRANSACTION_ITEMS:
                 flush()
-            chunk.append((row, uow))
+                if time.monotonic() > deadline:  # at a chunk's end: a spent budget still activates one chunk
+                    finished = False
+                    break
+            chunk.append((staged_row, uow))
             ops += len(uow.operations)
             deltas = deltas + uow.aggregate_deltas
         flush()
-        done = all(r.status != "create" for r in to_create)
-        status = IMPORT_COMPLETED if done else IMPORT_RUNNING
-        report.status = status
 
         def finish() -> ImportRecord:
-            current = self.get(report.id)
-            totals: dict[str, Money] = {}
-            for r in report.rows:
-                if r.status == "created":
-                    totals[r.inv.currency] = totals.get(r.inv.currency, Money.zero(r.inv.currency)) + r.inv.amount_due
-            updated = replace(current, status=status, updated_at=self._clock.now(),
-                              invoices_created=current.invoices_created + sum(1 for r in to_create
-                                                                              if r.status == "created"),
-                              customers_created=current.customers_created + created_customers,
-                              already_imported=sum(1 for r in report.rows if r.status == "already_imported"),
-                              failed=current.failed + tuple(failed),
-                              totals={**current.totals, **{c: str(m) for c, m in totals.items()}},
-                              completed_at=self._clock.now() if done else None)
+            current = self.get(import_id)
+            if current.status != IMPORT_ACTIVATING:
+                return current
+            # Counted from what is live (a crashed call's chunks included), not from this call's work.
+            now_live = live | activated
+            updated = replace(current, updated_at=self._clock.now(), invoices_created=len(now_live),
+                              customers_created=sum(1 for r in ordered
+                                                    if r.data.get("customer") and r.target in now_live))
+            if finished:
+                totals: dict[str, Money] = {}
+                for r in ordered:
+                    inv = decode(Invoice, r.data["invoice"])
+                    totals[inv.currency] = totals.get(inv.currency, Money.zero(inv.currency)) + inv.amount_due
+                updated = replace(updated, status=IMPORT_COMPLETED, completed_at=self._clock.now(),
+                                  already_imported=sum(1 for r in rows if r.status == "already_imported"),
+                                  totals={**current.totals, **{c: str(m) for c, m in totals.items()}})
             u = UnitOfWork(actor=actor, now=self._clock.now())
             saved = u.save(updated)
-            if done:
-                u.audit("import.complete", "import", report.id, {"status": current.status}, saved.to_dict())
+            if finished:
+                u.audit("import.complete", "import", import_id, {"status": current.status}, saved.to_dict())
             self._ledger.commit(u)
             return saved
 
-        report.record = with_retries(finish)
-        count("ReceivablesImported", sum(1 for r in to_create if r.status == "created"))
-        logger.info("receivables imported", extra={"import_id": report.id, "status": status,
-                                                   "invoices": sum(1 for r in to_create if r.status == "created")})
+        saved = with_retries(finish)
+        count("ReceivablesImported", created)
+        logger.info("receivables imported", extra={"import_id": import_id, "status": saved.status,
+                                                   "invoices": created})
+        return saved
+
+    def _activation_ops(self, uow: UnitOfWork, staged_row: RefRecord, import_id: str, decode: Any, *,
+                        customer_exists: bool) -> None:
+        data = staged_row.data
+        if data.get("customer") and not customer_exists:
+            self._add_customer(uow, decode(Customer, data["customer"]), data["customer_ref"], import_id)
+        invoice = decode(Invoice, data["invoice"])
+        saved = uow.save_invoice(None, invoice, on=date.fromisoformat(data["on"]), action="invoice.import",
+                                 note={"import_id": import_id, "source": data["source"]})
+        for key, ref_data in number_refs(saved):  # the reservation becomes the number's index entry
+            uow.put_ref(NUMBER_REF, key, saved.id, {**ref_data, "import_id": import_id, "content": data["content"]},
+                        must_not_exist=False)
+
+    def _activate_alone(self, staged_row: RefRecord, import_id: str, actor: Actor, decode: Any) -> tuple[int, int]:
+        """One row in its own transaction (after a chunk's conflict): (invoices, customers) created."""
+        def attempt() -> tuple[int, int]:
+            if self._ledger.get_invoices([staged_row.target]):
+                return 0, 0
+            customer = staged_row.data.get("customer")
+            exists = bool(customer) and bool(self._ledger.get_customers([customer["id"]]))
+            uow = UnitOfWork(actor=actor, now=self._clock.now())
+            self._activation_ops(uow, staged_row, import_id, decode, customer_exists=exists)
+            self._ledger.commit(uow)
+            return 1, int(bool(customer) and not exists)
+
+        return with_retries(attempt)
 
     def _add_customer(self, uow: UnitOfWork, customer: Customer, ref: str, import_id: str) -> None:
         created = uow.create(customer)
@@ -409,47 +604,9 @@ class ImportService:
         if not ref.startswith("name:"):
             uow.put_ref(CUSTOMER_REF, ref, created.id, {"import_id": import_id}, must_not_exist=False)
 
-    def _add_invoice(self, uow: UnitOfWork, row: _Row, import_id: str, seller: Any, now: datetime) -> Invoice:
-        inv = row.inv
-        if row.customer_id is None or row.invoice_id is None:  # pragma: no cover - planned before writing
-            raise RuntimeError("an import row is written before it is planned")
-        buyer = {"id": row.customer_id, "name": inv.buyer.name, "email": inv.buyer.email,
-                 "country": inv.buyer.country, "vat_number": inv.buyer.vat_number, "siren": inv.buyer.siren,
-                 "reference": inv.buyer.reference}
-        seller_identity = inv.seller.to_dict() or None
-        invoice = to_invoice(inv, invoice_id=row.invoice_id, customer_id=row.customer_id, now=now,
-                             seller=seller_identity, buyer=buyer)
-        saved = uow.save_invoice(None, invoice, on=inv.issue_date, action="invoice.import",
-                                 note={"import_id": import_id, "source": inv.source})
-        for key, data in number_refs(saved):
-            uow.put_ref(NUMBER_REF, key, saved.id, {**data, "import_id": import_id, "content": inv.content_hash()},
-                        must_not_exist=True)
-        return saved
 
-    def _write_alone(self, row: _Row, report: ImportReport, actor: Actor, seller: Any,
-                     failed: list[dict[str, Any]]) -> None:
-        def attempt() -> None:
-            ref = self._ledger.get_ref(NUMBER_REF, row.key)
-            if ref is not None:
-                if ref.target == row.invoice_id:
-                    row.status = "created"
-                else:
-                    row.status = "failed"
-                    failed.append({"source": row.inv.source, "number": row.inv.number,
-                                   "reason": f"number taken meanwhile by invoice {ref.target}"})
-                return
-            now = self._clock.now()
-            uow = UnitOfWork(actor=actor, now=now)
-            new = report.customers.get(row.ref)
-            if new is not None:
-                exists = self._ledger.get_customers([new.customer.id])
-                if not exists:
-                    self._add_customer(uow, new.customer, row.ref, report.id)
-            self._add_invoice(uow, row, report.id, seller, now)
-            self._ledger.commit(uow)
-            row.status = "created"
-
-        with_retries(attempt)
+def _row_key(import_id: str, index: int) -> str:
+    return f"{import_id}:{index:06d}"
 
 
 def _customer_ref(inv: ImportedInvoice) -> str:

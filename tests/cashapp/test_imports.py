@@ -100,31 +100,131 @@ def test_the_same_request_twice_imports_once_and_a_taken_number_is_refused(world
     assert "already used by invoice" in refused.value.details["rejected"][0]["reason"]
 
 
-def test_a_failure_mid_way_leaves_an_import_in_progress_that_the_same_request_completes(world):
-    rows = [f"EXT-{n:04d};C{n % 7:03d};Client {n % 7} SARL;c{n % 7}@example.com;FR;2026-01-10;2026-02-10;EUR;"
-            f"100,00;20,00;120,00;;20" for n in range(40)]
-    inner_commit = world.ledger.commit
-    calls = {"n": 0}
+FORTY = [f"EXT-{n:04d};C{n % 7:03d};Client {n % 7} SARL;c{n % 7}@example.com;FR;2026-01-10;2026-02-10;EUR;"
+         f"100,00;20,00;120,00;;20" for n in range(40)]
 
-    def crash_on_third(uow):
-        calls["n"] += 1
-        if calls["n"] == 3:
+
+def _crash(world, when):
+    """Make the ledger's commit raise (a Lambda timing out) on the first unit of work ``when`` accepts."""
+    inner = world.ledger.commit
+
+    def commit(uow):
+        if when(uow):
+            world.ledger.commit = inner
             raise RuntimeError("Lambda timed out")
-        inner_commit(uow)
+        inner(uow)
 
-    world.ledger.commit = crash_on_third  # type: ignore[method-assign]
+    world.ledger.commit = commit
+    return inner
+
+
+def _nothing_live(world):
+    """No invoice, customer, report aggregate or dunning record: what reports, dunning and lists read."""
+    assert world.ledger._all("invoice") == [] and world.ledger._all("customer") == []
+    assert not world.ledger.aggregates and world.ledger._all("dunning") == []
+
+
+def _reconciles(world):
+    from chalicelib.services.reconcile import ReconcileService
+
+    report = ReconcileService(world.ledger, world.clock, world.settings).run()
+    assert report.ok and report.histories == len(world.ledger._all("invoice")), report.to_dict()
+
+
+def _is_invoice(op):
+    from chalicelib.domain.invoice import Invoice
+
+    return isinstance(getattr(op, "entity", None), Invoice)
+
+
+def test_a_crash_between_staged_chunks_leaves_nothing_live_and_the_same_request_completes(world, monkeypatch):
+    from chalicelib.services import imports
+
+    monkeypatch.setattr(imports, "MAX_TRANSACTION_ITEMS", 10)   # 5 rows per staged chunk
+    chunks = {"n": 0}
+
+    def second_staged_chunk(uow):
+        if any(getattr(getattr(op, "record", None), "kind", None) == imports.ROW_REF for op in uow.operations):
+            chunks["n"] += 1
+        return chunks["n"] == 2
+
+    _crash(world, second_staged_chunk)
     with pytest.raises(RuntimeError):
-        world.imports.run([csv(*rows)], CLERK_ACTOR)
-    world.ledger.commit = inner_commit  # type: ignore[method-assign]
-    partial = world.ledger._all("import")[0]
-    written = len(world.ledger._all("invoice"))
-    assert partial.status == "in_progress" and 0 < written < 40
-    # each written invoice is whole: invoice + number ref + audit + aggregates, or nothing
-    assert len([k for k in world.ledger.refs if k[0] == "number"]) == written
-    done = world.imports.run([csv(*rows)], CLERK_ACTOR)
-    assert done.status == "completed" and done.id == partial.id
+        world.imports.run([csv(*FORTY)], CLERK_ACTOR)
+    record = world.ledger._all("import")[0]
+    assert (record.status, record.invoices_staged, record.invoices_created) == ("in_progress", 0, 0)
+    assert len([k for k in world.ledger.refs if k[0] == imports.ROW_REF]) == 5   # the first chunk, aside
+    _nothing_live(world)
+    assert all(v["message"].topic != imports.ACTIVATE_TOPIC for v in world.ledger.outbox.values())
+    # another import cannot take a number this one reserved
+    with pytest.raises(ValidationError) as refused:
+        world.imports.run([csv(FORTY[0].replace("120,00;;20", "120,00;60,00;20"))], CLERK_ACTOR)
+    assert "being imported by import " + record.id in refused.value.details["rejected"][0]["reason"]
+    done = world.imports.run([csv(*FORTY)], CLERK_ACTOR)
+    assert done.status == "completed" and done.id == record.id and done.record.invoices_created == 40
     assert len(world.ledger._all("invoice")) == 40 and len(world.ledger._all("customer")) == 7
-    assert world.imports.get(done.id).status == "completed"
+    assert all(not ref.data.get("staged") for (kind, _), ref in world.ledger.refs.items() if kind == "number")
+    again = world.imports.run([csv(*FORTY)], CLERK_ACTOR)
+    assert {r.status for r in again.rows} == {"already_imported"} and len(world.ledger._all("invoice")) == 40
+    _reconciles(world)
+
+
+def test_a_crash_while_activating_is_finished_by_the_outbox_without_the_client(world, monkeypatch):
+    from chalicelib.services import imports
+    from chalicelib.services.outbox import OutboxDrain
+
+    monkeypatch.setattr(imports, "MAX_TRANSACTION_ITEMS", 30)
+    activations = {"n": 0}
+
+    def second_activation_chunk(uow):
+        if any(_is_invoice(op) for op in uow.operations):
+            activations["n"] += 1
+        return activations["n"] == 2
+
+    _crash(world, second_activation_chunk)
+    with pytest.raises(RuntimeError):
+        world.imports.run([csv(*FORTY)], CLERK_ACTOR)
+    record = world.ledger._all("import")[0]
+    live = len(world.ledger._all("invoice"))
+    assert record.status == "activating" and record.invoices_staged == 40 and 0 < live < 40
+    drain = OutboxDrain(world.ledger, world.clock, {imports.ACTIVATE_TOPIC: lambda p: world.imports.resume(
+        p["import_id"])})
+    assert drain.run().processed == 0                      # the request had two minutes to finish it
+    world.clock.advance(minutes=3)
+    assert drain.run().processed == 1
+    done = world.imports.get(record.id)
+    assert (done.status, done.invoices_created, done.customers_created) == ("completed", 40, 7)
+    assert done.totals == {"EUR": "4800.00"}
+    assert len(world.ledger._all("invoice")) == 40 and len(world.ledger._all("customer")) == 7
+    assert {a.action for a in world.ledger.audit} >= {"import.staged", "import.complete"}
+    assert drain.run().processed == 0 and world.imports.get(record.id).version == done.version
+    again = world.imports.run([csv(*FORTY)], CLERK_ACTOR)   # and a client retry changes nothing
+    assert {r.status for r in again.rows} == {"already_imported"} and len(world.ledger._all("invoice")) == 40
+    _reconciles(world)
+
+
+def test_an_import_out_of_time_while_staging_is_not_live_and_resumes_when_sent_again(monkeypatch):
+    from chalicelib.services import imports
+    from chalicelib.services.imports import ImportService
+
+    world = World()
+    monkeypatch.setattr(imports, "MAX_TRANSACTION_ITEMS", 20)   # 10 rows per staged chunk
+    world.imports = ImportService(world.ledger, world.clock, world.settings, time_budget_s=0)
+    first = world.imports.run([csv(*FORTY)], CLERK_ACTOR)
+    assert first.status == "in_progress" and first.record.invoices_staged == 10
+    _nothing_live(world)
+    statuses = [first.status]
+    for _ in range(60):  # activation: one row per chunk at 20 items (invoice, refs, audit, aggregates...)
+        report = world.imports.run([csv(*FORTY)], CLERK_ACTOR)
+        statuses.append(report.status)
+        if report.status == "in_progress":
+            _nothing_live(world)
+        if report.status == "completed":
+            break
+    # a chunk of ten staged per call; the fourth stages the last and starts activating (a chunk per call)
+    assert statuses[:4] == ["in_progress"] * 3 + ["activating"] and statuses[-1] == "completed"
+    assert len(world.ledger._all("invoice")) == 40 and len(world.ledger._all("customer")) == 7
+    _reconciles(world)
 
 
 def test_customers_are_matched_by_external_ref_including_ones_created_through_the_api(world):
