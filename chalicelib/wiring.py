@@ -74,7 +74,7 @@ def invoices() -> InvoiceService:
 
     service = InvoiceService(ledger(), clock(), settings(),
                           InvoiceHooks(on_issue=[issue_hook, credit().issue_hook, number_ref_hook], draft_guards=[credit().draft_guard],
-                                       update_guards=[credit().update_guard], issue_guards=[credit().issue_guard]))
+                                       update_guards=[credit().update_guard]))
     return with_einvoice_hooks(service)  # documents, e-invoicing platform, delivery (docs/einvoicing.md)
 
 

@@ -67,6 +67,7 @@ def update_invoice(ctx: Ctx, invoice_id: str) -> Any:
 
 @endpoint(invoices_bp, "/invoices/{invoice_id}/issue", ["POST"], role=CLERK)
 def issue_invoice(ctx: Ctx, invoice_id: str) -> Any:
-    # credit_override: {"reason"} lets the issue through a credit hold (services/credit.py, audited)
-    body = ctx.body(("credit_override",), required=False)
-    return present(wiring.invoices().issue(invoice_id, ctx.actor, ctx.idempotency(), data=body))
+    # Not credit-checked: the draft was, when created and when raised by PATCH; issuing an existing draft
+    # invoices work agreed (and often delivered), which French law requires (docs/finance.md).
+    ctx.body((), required=False)
+    return present(wiring.invoices().issue(invoice_id, ctx.actor, ctx.idempotency()))

@@ -14,12 +14,12 @@
 
   * ``POST /invoices`` (:meth:`draft_guard`) and ``PATCH /invoices/{id}`` when
     it raises the amount (:meth:`update_guard`): other drafts count;
-  * ``POST /invoices/{id}/issue`` (:meth:`issue_guard`): the receivables the
-    issue creates, against exposure (drafts are not receivables);
   * ``POST /recurring-schedules`` (:meth:`schedule_guard`). The monthly run never
     blocks: recurring invoices for delivered service must be invoiced (issue 6);
-    they are flagged (:meth:`recurring_run_hook`). No other path has that
-    exception: a draft dated as delivered is held like any other.
+    they are flagged (:meth:`recurring_run_hook`); so is a draft for work already
+    delivered (``delivery_date`` today or before).
+  * Issuing a draft is not checked again: the draft was (at creation and when
+    raised), and what was agreed, often delivered, must be invoiced.
 - **Holds**: ``PUT /customers/{id}/hold``; a held customer sits in a sparse index
   (``GET /customers?on_hold=true``).
 - **Scorecard**: from the customer's own invoices (their dated histories), payments,
@@ -340,12 +340,14 @@ class CreditService:
                     actor: Actor) -> Callable[[UnitOfWork], None] | None:
         """``InvoiceHooks.draft_guards``: refuse a draft or deposit invoice on credit hold (422 credit_hold),
         counting the customer's other drafts, unless ``credit_override`` says why (audited with the draft).
-        A ``delivery_date`` in the past is no exception: issue 6 exempts recurring invoices for delivered
-        service only (:meth:`recurring_run_hook`); for a one-off, a clerk's override says why."""
+        Work already delivered (``delivery_date`` today or before) must be invoiced (French law, issue 6):
+        it passes, flagged in the audit trail, like the recurring run's invoices."""
         override = parse_override(data.get("credit_override"), actor)
         if draft.kind == CREDIT_NOTE:
             return None
-        decision = self.check(customer, draft.totals.payable, override=override, excluding_draft=draft.id)
+        delivered = draft.delivery_date is not None and draft.delivery_date <= self.today()
+        decision = self.check(customer, draft.totals.payable, override=override, excluding_draft=draft.id,
+                              delivered_work=delivered)
         decision.raise_if_refused()
         return self._recorder(decision, customer, {"invoice_id": draft.id, "kind": draft.kind, "stage": "create"},
                               actor)
@@ -355,7 +357,7 @@ class CreditService:
         """``InvoiceHooks.update_guards`` (``PATCH /invoices/{id}``): a change that raises what the draft will
         add to the receivables (or moves it to another currency) is checked like a new draft, the other
         drafts counted, with the same override (audited with the change). A change that does not raise it
-        takes no new credit and passes (the issue is checked again anyway)."""
+        takes no new credit and passes."""
         override = parse_override(data.get("credit_override"), actor)
         if after.kind == CREDIT_NOTE:
             return None
@@ -366,21 +368,6 @@ class CreditService:
         decision.raise_if_refused()
         return self._recorder(decision, customer, {"invoice_id": after.id, "kind": after.kind, "stage": "update",
                                                    "amount_before": str(old)}, actor)
-
-    def issue_guard(self, draft: Invoice, customer: Customer, data: Mapping[str, Any],
-                    actor: Actor) -> Callable[[UnitOfWork], None] | None:
-        """``InvoiceHooks.issue_guards`` (``POST /invoices/{id}/issue``): the last gate before the amount becomes
-        a receivable: refused (422 credit_hold, no number taken) when exposure + this invoice exceeds the
-        limit, an invoice is too late or the customer is on hold, unless ``credit_override`` in the issue's
-        body says why (audited in the issue's transaction). An override given for the draft does not carry
-        over: exposure may have moved since."""
-        override = parse_override(data.get("credit_override"), actor)
-        if draft.kind == CREDIT_NOTE:
-            return None
-        decision = self.check(customer, draft.totals.payable, override=override, drafts=False)
-        decision.raise_if_refused()
-        return self._recorder(decision, customer, {"invoice_id": draft.id, "kind": draft.kind, "stage": "issue"},
-                              actor)
 
     def schedule_guard(self, schedule: Any, customer: Customer, data: Mapping[str, Any],
                        actor: Actor) -> Callable[[UnitOfWork], None] | None:
