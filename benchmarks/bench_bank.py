@@ -20,10 +20,8 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from contextlib import contextmanager
-from typing import Iterator
 
-from benchmarks.common import PROJECT_DIR, meter_app_client
+from benchmarks.common import local_stack, meter_app_client
 
 SCALE = float(os.environ.get("BENCH_BANK_SCALE", "1"))
 CUSTOMERS = int(2000 * SCALE)
@@ -154,34 +152,11 @@ def statement(customers: list[Any], by_customer: dict[str, list[Any]], known: di
     return camt053(entries, day=day, message_id="BENCH-STMT")
 
 
-@contextmanager
-def indexed_stack() -> Iterator[str]:
+def indexed_stack() -> Any:
     """``benchmarks.common.local_stack`` with benchmarks/moto_indexed.py as the server (see its docstring)."""
-    import subprocess
     import sys
 
-    from infra.local.bootstrap import create_resources, local_env
-    from infra.local.run import free_port, wait_for_http
-
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.moto_indexed", "--port", str(port)], cwd=PROJECT_DIR,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_http(f"{endpoint}/moto-api/data.json", proc=proc)
-        env = local_env(endpoint, "http://127.0.0.1:8000")
-        os.environ.update(env)
-        create_resources(endpoint, env)
-        from chalicelib import wiring
-
-        wiring.reset()
-        yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    return local_stack(lambda port: [sys.executable, "-m", "benchmarks.moto_indexed", "--port", str(port)])
 
 
 def run() -> list[tuple[str, str]]:

@@ -34,10 +34,8 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from contextlib import contextmanager
-from typing import Iterator
 
-from benchmarks.common import PROJECT_DIR, meter_app_client, ms, percentile
+from benchmarks.common import local_stack, meter_app_client, ms, percentile
 
 SCALE = float(os.environ.get("BENCH_REPORTS_SCALE", "1"))
 CUSTOMERS = max(10, int(2000 * SCALE))
@@ -108,41 +106,18 @@ def seed(ledger: Any, today: date) -> dict[str, Any]:
     return {"customers": customers, "invoices": invoices, "open": open_count, "aggregate_items": len(aggregates)}
 
 
-@contextmanager
-def reports_stack() -> Iterator[str]:
+def reports_stack() -> Any:
     """benchmarks/moto_indexed.py (Query served from the queried partition) with Python's cyclic garbage
     collector made rare in the server process: with ~100,000 items (millions of objects) each full
     collection walks them all, and the default thresholds run one every few requests, which makes every
     request cost in proportion to the table (seeding 100,000 invoices then takes over half an hour)."""
-    import subprocess
-    import sys
+    def server(port: int) -> list[str]:
+        code = (f"import gc, sys, runpy; gc.set_threshold({GC_THRESHOLD}, 50, 1000); "
+                f"sys.argv = ['moto_indexed', '--port', '{port}']; "
+                "runpy.run_module('benchmarks.moto_indexed', run_name='__main__')")
+        return [sys.executable, "-c", code]
 
-    from infra.local.bootstrap import create_resources, local_env
-    from infra.local.run import free_port, wait_for_http
-
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    code = ("import gc, sys, runpy; gc.set_threshold(GC_THRESHOLD, 50, 1000); "
-            f"sys.argv = ['moto_indexed', '--port', '{port}']; "
-            "runpy.run_module('benchmarks.moto_indexed', run_name='__main__')").replace("GC_THRESHOLD",
-                                                                                        str(GC_THRESHOLD))
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=PROJECT_DIR, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        wait_for_http(f"{endpoint}/moto-api/data.json", proc=proc)
-        env = local_env(endpoint, "http://127.0.0.1:8000")
-        os.environ.update(env)
-        create_resources(endpoint, env)
-        from chalicelib import wiring
-
-        wiring.reset()
-        yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    return local_stack(server)
 
 
 def _stats(samples: list[float]) -> str:

@@ -44,15 +44,16 @@ def timed(fn: Callable[[], Any], n: int, warmup: int = 3) -> list[float]:
 
 
 @contextmanager
-def local_stack() -> Iterator[str]:
-    """A serialized moto server with the app's resources; env and wiring point at it."""
+def local_stack(server: Callable[[int], list[str]] | None = None) -> Iterator[str]:
+    """A serialized moto server with the app's resources; env and wiring point at it. ``server(port)``
+    gives another server's command line (e.g. benchmarks/moto_indexed.py)."""
     from infra.local.bootstrap import create_resources, local_env
     from infra.local.run import free_port, wait_for_http
 
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "infra.local.moto_serial", "--port", str(port)], cwd=PROJECT_DIR,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = server(port) if server else [sys.executable, "-m", "infra.local.moto_serial", "--port", str(port)]
+    proc = subprocess.Popen(argv, cwd=PROJECT_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_http(f"{endpoint}/moto-api/data.json", proc=proc)
         env = local_env(endpoint, "http://127.0.0.1:8000")
