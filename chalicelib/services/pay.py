@@ -19,7 +19,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 from typing import Any
 
 from ..domain.auth import Actor
@@ -32,7 +33,7 @@ from ..domain.payment import MAX_ALLOCATIONS
 from ..domain.parties import Customer, SellerProfile
 from .common import IdempotencyRequest, idempotent, with_retries
 from .events import envelope
-from .ports import Clock, InvoiceQuery, Ledger, PaymentGateway, PaymentQuery, UnitOfWork
+from .ports import DEACTIVATE_LINK_TOPIC, Clock, InvoiceQuery, Ledger, PaymentGateway, PaymentQuery, UnitOfWork
 from .settings import SettingsService
 
 PAY_TOKEN, PORTAL_TOKEN = "paytoken", "portaltoken"
@@ -191,6 +192,12 @@ class PayService:
                 updated_at=uow.now))
             if current.payment_link and current.payment_link.get("id") != created.id:
                 uow.deactivate_payment_link(str(current.payment_link["id"]))
+            if view.discount is not None and view.discount_until is not None:
+                # a discounted link is for the escompte window only: retired when it closes (the seller's
+                # midnight), so the old URL cannot settle the invoice at the discounted amount afterwards
+                closes = datetime.combine(view.discount_until + timedelta(days=1), time(0),
+                                          tzinfo=ZoneInfo(view.seller.timezone))
+                uow.emit(DEACTIVATE_LINK_TOPIC, {"link_ids": [created.id]}, not_before=closes)
             self._ledger.commit(uow)
 
         with_retries(save)

@@ -182,3 +182,30 @@ def test_a_webhook_payment_settling_several_linked_invoices_sends_one_message(wo
         "pi_batch", a.amount_due.amount + b.amount_due.amount, {"batch_id": "bat_1", "customer_id": c.id})))
     messages = [e["message"] for e in world.ledger.outbox.values() if e["message"].topic == DEACTIVATE_LINK_TOPIC]
     assert len(messages) == 1 and sorted(messages[0].payload["link_ids"]) == ["plink_a", "plink_b"]
+
+
+def test_a_discounted_link_is_retired_when_the_escompte_window_closes(world):
+    # Given an invoice of 120.00 issued on 2026-03-10, 2 % off within 10 days: the Pay button makes a
+    # link for 117.60
+    from datetime import datetime, timezone
+
+    c = world.customer()
+    inv = world.issued(c.id)
+    gateway = LinkGateway()
+    pay = PayService(world.ledger, world.clock, world.settings, lambda: gateway, "https://ar.example")
+    assert pay.checkout_url(world.invoice(inv.id).pay_token) == "https://pay.example/plink_1"
+    assert gateway.created == [11760]
+    # Then its deactivation waits in the outbox for the seller's midnight after the last discount day
+    (delayed,) = [e["message"] for e in world.ledger.outbox.values()
+                  if e["message"].topic == DEACTIVATE_LINK_TOPIC]
+    assert delayed.payload == {"link_ids": ["plink_1"]}
+    assert delayed.not_before == datetime(2026, 3, 20, 23, 0, tzinfo=timezone.utc)  # 21 March 00:00 Paris
+    drain = OutboxDrain(world.ledger, world.clock, {DEACTIVATE_LINK_TOPIC: deactivate_link_handler(lambda: gateway)})
+    drain.run()
+    assert gateway.deactivated == []                      # still inside the window: the link stays payable
+    world.clock.set(datetime(2026, 3, 20, 23, 1, tzinfo=timezone.utc))
+    drain.run()
+    assert gateway.deactivated == ["plink_1"]
+    # and the next click pays the full amount through a new link
+    assert pay.checkout_url(world.invoice(inv.id).pay_token) == "https://pay.example/plink_2"
+    assert gateway.created == [11760, 12000]
