@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .errors import ValidationError
 from .money import Money, money_sum
@@ -116,3 +116,27 @@ def parse_allocations(raw: Any, currency: str) -> list[tuple[str, Money]]:
             raise ValidationError(f"allocations[{i}].amount must be greater than 0", field=f"allocations[{i}].amount")
         out.append((item["invoice_id"], amount))
     return out
+
+
+def reversal_plan(allocations: Sequence[Allocation], returnable: Mapping[str, int], amount: int) -> list[tuple[str, int]]:
+    """How a refund, a returned transfer or a chargeback of ``amount`` (minor units) comes back out of a
+    payment's invoices: allocation by allocation in the order given, each giving back at most what it
+    brought and what its invoice still has to give (``returnable``: invoice id -> amount paid minus
+    already reversed; absent = not found, skipped). One entry per invoice, even when several
+    allocations name it. What the plan leaves of ``amount`` is for the caller (unapplied cash)."""
+    left = dict(returnable)
+    totals: dict[str, int] = {}
+    remaining = amount
+    for allocation in allocations:
+        if remaining <= 0:
+            break
+        invoice_id = allocation.invoice_id
+        if invoice_id not in left:
+            continue
+        back = min(remaining, allocation.amount.amount, left[invoice_id])
+        if back <= 0:
+            continue
+        left[invoice_id] -= back
+        totals[invoice_id] = totals.get(invoice_id, 0) + back
+        remaining -= back
+    return list(totals.items())

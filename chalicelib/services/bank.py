@@ -53,7 +53,7 @@ from ..domain.matching import (LEGAL_FORMS, REVIEW_BELOW, BalanceTransaction, Ba
                                match_statement, reconcile_payout, stripe_payout_id)
 from ..domain.money import Money
 from ..domain.parties import Customer, SellerProfile
-from ..domain.payment import MAX_ALLOCATIONS, Payment, parse_allocations
+from ..domain.payment import MAX_ALLOCATIONS, Payment, parse_allocations, reversal_plan
 from ..observability import count, logger
 from .common import diff, with_retries
 from .events import invoice_event, payment_event
@@ -577,20 +577,14 @@ class BankService:
         remaining -= take
         invoices = self._ledger.get_invoices(a.invoice_id for a in payment.allocations)
         saved: dict[str, Invoice] = {}
-        for allocation in reversed(payment.allocations):
-            if remaining <= 0:
-                break
-            invoice = invoices.get(allocation.invoice_id)
-            if invoice is None:
-                continue
-            reversible = min(remaining, allocation.amount.amount, invoice.amount_paid - invoice.amount_reversed)
-            if reversible <= 0:
-                continue
-            updated = invoice.reverse_payment(Money(reversible, invoice.currency), uow.now)
+        returnable = {i.id: i.amount_paid - i.amount_reversed for i in invoices.values()}
+        for invoice_id, back in reversal_plan(list(reversed(payment.allocations)), returnable, remaining):
+            invoice = invoices[invoice_id]
+            updated = invoice.reverse_payment(Money(back, invoice.currency), uow.now)
             saved[invoice.id] = uow.save_invoice(invoice, updated, on=on, action="invoice.payment_returned",
                                                  note={"payment_id": payment.id})
             uow.emit("event", invoice_event("invoice.reopened", saved[invoice.id], uow.now))
-            remaining -= reversible
+            remaining -= back
         taken = min(amount.amount, payment.amount.amount - payment.refunded) - remaining
         uow.save(replace(payment, refunded=payment.refunded + taken, refunded_unapplied=refunded_unapplied,
                          updated_at=uow.now))

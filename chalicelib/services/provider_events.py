@@ -38,7 +38,7 @@ from ..domain.errors import Conflict, NotFound
 from ..domain.ids import new_id
 from ..domain.invoice import OPEN, PAID, Invoice
 from ..domain.money import Money, minor_units
-from ..domain.payment import Payment
+from ..domain.payment import Payment, reversal_plan
 from ..domain.provider import (FAILED, PROCESSING, REQUIRES_PAYMENT, SUCCEEDED, Chargeback, IntentState, Mandate,
                                ProviderRefund)
 from ..observability import count, logger
@@ -390,22 +390,16 @@ class ProviderEventService:
 
         def reverse(allocations: list[Any]) -> None:
             nonlocal remaining
-            for allocation in allocations:
-                if remaining <= 0:
-                    return
-                invoice = invoices.get(allocation.invoice_id)
-                if invoice is None:
-                    continue
-                reversible = min(remaining, allocation.amount.amount, invoice.amount_paid - invoice.amount_reversed)
-                if reversible <= 0:
-                    continue
-                updated = invoice.reverse_payment(Money(reversible, invoice.currency), uow.now)
+            returnable = {i.id: i.amount_paid - i.amount_reversed for i in invoices.values()}
+            for invoice_id, back in reversal_plan(allocations, returnable, remaining):
+                invoice = invoices[invoice_id]
+                updated = invoice.reverse_payment(Money(back, invoice.currency), uow.now)
                 if chargeback:
                     updated = replace(updated, chargeback_status="open")
                 saved = self._save_invoice(uow, invoice, updated, action, on=self._today(None))
                 invoices[saved.id] = saved
                 uow.emit("event", invoice_event("invoice.reopened", saved, uow.now))
-                remaining -= reversible
+                remaining -= back
 
         if target:
             reverse([a for a in latest_first if a.invoice_id == target])

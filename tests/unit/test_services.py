@@ -218,3 +218,21 @@ def test_api_keys_authenticate_cache_and_revoke(world):
     assert access.authenticate(secret) is None
     with pytest.raises(ValidationError):
         access.create_key("x", "superuser", Actor.system("t"))
+
+
+def test_reversal_plan_takes_back_latest_first_within_what_each_invoice_can_give():
+    from datetime import datetime, timezone
+
+    from chalicelib.domain.money import Money
+    from chalicelib.domain.payment import Allocation, reversal_plan
+
+    def alloc(invoice_id: str, amount: int) -> Allocation:
+        return Allocation(invoice_id=invoice_id, amount=Money(amount, "EUR"),
+                          allocated_at=datetime(2026, 3, 10, tzinfo=timezone.utc))
+
+    allocations = [alloc("inv_b", 3000), alloc("inv_a", 5000), alloc("inv_b", 2000)]  # latest first
+    # inv_b brought 5,000 in two allocations but has only 4,000 left to give; inv_a 5,000
+    assert reversal_plan(allocations, {"inv_a": 5000, "inv_b": 4000}, 8000) == [("inv_b", 3000), ("inv_a", 5000)]
+    assert reversal_plan(allocations, {"inv_a": 5000, "inv_b": 4000}, 20000) == [("inv_b", 4000), ("inv_a", 5000)]
+    assert reversal_plan(allocations, {"inv_a": 5000}, 2000) == [("inv_a", 2000)]        # inv_b not found
+    assert reversal_plan(allocations, {"inv_a": 5000, "inv_b": 0}, 0) == []
