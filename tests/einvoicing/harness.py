@@ -9,7 +9,6 @@ from typing import Any
 from chalicelib.adapters.einvoice_platform import LocalEInvoicePlatform, Registry
 from chalicelib.adapters.mail_templates import render_mail
 from chalicelib.domain.auth import CLERK, Actor
-from chalicelib.domain.errors import NotFound
 from chalicelib.services.credit_notes import CreditNoteService
 from chalicelib.services.customers import CustomerService
 from chalicelib.services.delivery import DeliveryService
@@ -19,36 +18,27 @@ from chalicelib.services.invoices import InvoiceHooks, InvoiceService
 from chalicelib.services.outbox import OutboxDrain
 from chalicelib.services.pay import PayService, issue_hook
 from chalicelib.services.payments import PaymentService
-from chalicelib.services.ports import DocumentStore, EmailMessage, FixedClock, Mailer
+from chalicelib.services.ports import EmailMessage, FixedClock, Mailer
 from chalicelib.services.recurring import RecurringService
 from chalicelib.services.settings import SettingsService
 from tests.conftest import CUSTOMER_INPUT, SELLER_INPUT
-from tests.fakes import FakeLedger, RecordingPublisher
+from tests.fakes import FakeDocumentStore, FakeLedger, RecordingPublisher
 
 CLERK_ACTOR = Actor("clara", CLERK)
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
 BASE = "https://ar.example"
 
 
-class MemoryStore(DocumentStore):
+class MemoryStore(FakeDocumentStore):
+    """The shared in-memory store, counting writes (the issue path must store each document once)."""
+
     def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
+        super().__init__()
         self.puts = 0
 
     def put(self, key: str, content: bytes, content_type: str) -> None:
-        self.objects[key] = content
+        super().put(key, content, content_type)
         self.puts += 1
-
-    def get(self, key: str) -> bytes:
-        if key not in self.objects:
-            raise NotFound(f"document {key} is not stored yet", code="document_not_ready")
-        return self.objects[key]
-
-    def exists(self, key: str) -> bool:
-        return key in self.objects
-
-    def presigned_url(self, key: str, expires_s: int) -> str:
-        return f"memory://{key}?expires={expires_s}"
 
 
 class RecordingMailer(Mailer):
